@@ -1,0 +1,40 @@
+/* flint-hv's command line: parsed and validated in one place. */
+#ifndef FLINT_HV_CONFIG_H
+#define FLINT_HV_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HV_MEM_MIN_MIB 16ULL
+#define HV_MEM_MAX_MIB (1024ULL * 1024) /* 1 TiB */
+#define HV_MEM_DEFAULT_MIB 128ULL
+#define HV_VCPUS_MAX 64
+#define HV_CMDLINE_MAX 4095
+
+struct hv_config {
+	const char *kernel_path;
+	const char *initrd_path;   /* NULL: none */
+	const char *cmdline;       /* never NULL after parsing */
+	uint64_t mem_bytes;
+	unsigned int vcpus;
+	bool debug_exit;           /* decode the test-only debug-exit port */
+	int log_level;             /* enum log_level */
+	bool help;
+	bool version;
+};
+
+/*
+ * Parses argv into *cfg.  Returns 0 on success, -1 with a one-line reason in
+ * err on any unknown option, missing value, out-of-range number or missing
+ * kernel.  Never exits and never touches files.
+ */
+int hv_config_parse(struct hv_config *cfg, int argc, char **argv,
+		    char *err, size_t errlen);
+
+/* Parses "512", "512M", "2G" (MiB when no suffix) into bytes, range-checked. */
+int hv_parse_mem_size(const char *s, uint64_t *bytes, char *err, size_t errlen);
+
+void hv_config_usage(const char *prog);
+
+#endif

@@ -1,0 +1,133 @@
+#include "hv_seccomp.h"
+
+#include <stddef.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+
+/* Calls every thread needs: synchronisation, leaving, signal return, time. */
+static const int common_syscalls[] = {
+	SCMP_SYS(futex),           /* pthread mutexes (UART lock) */
+	SCMP_SYS(exit),
+	SCMP_SYS(exit_group),      /* vm_exit() ends the VM */
+	SCMP_SYS(rt_sigreturn),
+	SCMP_SYS(restart_syscall),
+	SCMP_SYS(clock_gettime),   /* boot marker; the vDSO normally avoids it */
+};
+
+static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_IRQ_LINE };
+static const unsigned long main_ioctls[] = { KVM_IRQ_LINE };
+/* Main thread only: console input. */
+static const int main_syscalls[] = { SCMP_SYS(poll), SCMP_SYS(ppoll) };
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static int add_common(scmp_filter_ctx ctx, int console_fd)
+{
+	for (size_t i = 0; i < N(common_syscalls); i++)
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, common_syscalls[i], 0) != 0)
+			return -1;
+	/* Writes only to the console and to stderr (log). */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
+			     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)console_fd)) != 0)
+		return -1;
+	if (console_fd != STDERR_FILENO &&
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
+			     SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO)) != 0)
+		return -1;
+	return 0;
+}
+
+static int add_ioctls(scmp_filter_ctx ctx, const unsigned long *req, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				     SCMP_A1(SCMP_CMP_EQ, req[i])) != 0)
+			return -1;
+	return 0;
+}
+
+static scmp_filter_ctx new_filter(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	if (ctx == NULL)
+		return NULL;
+	/* no_new_privs is set by the caller's sandbox step; keep it mandatory. */
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1) != 0) {
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+scmp_filter_ctx hv_seccomp_vcpu_filter(int console_fd)
+{
+	scmp_filter_ctx ctx = new_filter();
+	if (ctx == NULL)
+		return NULL;
+	if (add_common(ctx, console_fd) != 0 ||
+	    add_ioctls(ctx, vcpu_ioctls, N(vcpu_ioctls)) != 0) {
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+scmp_filter_ctx hv_seccomp_main_filter(int console_fd)
+{
+	scmp_filter_ctx ctx = new_filter();
+	if (ctx == NULL)
+		return NULL;
+	int bad = add_common(ctx, console_fd) != 0 ||
+		  add_ioctls(ctx, main_ioctls, N(main_ioctls)) != 0;
+	for (size_t i = 0; !bad && i < N(main_syscalls); i++)
+		bad = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, main_syscalls[i], 0) != 0;
+	/* Console input only from stdin. */
+	if (!bad)
+		bad = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(read), 1,
+				       SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO)) != 0;
+	if (bad) {
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * The context is deliberately not released after a successful load: free()
+ * may hand memory back with munmap or madvise, which the filter forbids.  It
+ * is a few KiB per thread for the life of the process.
+ */
+static int load(scmp_filter_ctx ctx)
+{
+	if (ctx == NULL)
+		return -1;
+	if (seccomp_load(ctx) != 0) {
+		seccomp_release(ctx);
+		return -1;
+	}
+	return 0;
+}
+
+int hv_seccomp_install_vcpu(int console_fd)
+{
+	return load(hv_seccomp_vcpu_filter(console_fd));
+}
+
+int hv_seccomp_install_main(int console_fd)
+{
+	return load(hv_seccomp_main_filter(console_fd));
+}
+
+struct hv_seccomp_counts hv_seccomp_vcpu_counts(void)
+{
+	/* common + write + ioctl */
+	return (struct hv_seccomp_counts){ N(common_syscalls) + 2, N(vcpu_ioctls) };
+}
+
+struct hv_seccomp_counts hv_seccomp_main_counts(void)
+{
+	/* common + write + ioctl + read + poll/ppoll */
+	return (struct hv_seccomp_counts){ N(common_syscalls) + 3 + N(main_syscalls),
+					   N(main_ioctls) };
+}

@@ -1,0 +1,236 @@
+/*
+ * flint-hv: one process per instance.  It reads its kernel and initrd,
+ * builds guest RAM and the boot structures, creates the VM, then narrows
+ * itself (no new privileges, not dumpable, no stray fds, seccomp) before the
+ * guest runs.  From then on it only serves vCPU exits and console input.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "boot_image.h"
+#include "boot_setup.h"
+#include "config.h"
+#include "exit_status.h"
+#include "hv_seccomp.h"
+#include "log.h"
+#include "vm.h"
+
+#define KERNEL_MAX_BYTES (1ULL << 30)
+#define CONSOLE_RETRY_MS 10
+
+static char err[512];
+
+static uint8_t *read_kernel(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0) {
+		snprintf(err, sizeof(err), "--kernel %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, sizeof(err), "--kernel %s: not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if (st.st_size == 0 || (uint64_t)st.st_size > KERNEL_MAX_BYTES) {
+		snprintf(err, sizeof(err), "--kernel %s: size %lld is outside 1..%llu bytes",
+			 path, (long long)st.st_size, KERNEL_MAX_BYTES);
+		close(fd);
+		return NULL;
+	}
+	uint8_t *buf = malloc((size_t)st.st_size);
+	size_t got = 0;
+	while (buf != NULL && got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r <= 0) {
+			snprintf(err, sizeof(err), "--kernel %s: short read", path);
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		got += (size_t)r;
+	}
+	if (buf == NULL && got == 0 && err[0] == '\0')
+		snprintf(err, sizeof(err), "--kernel %s: out of memory", path);
+	close(fd);
+	*len = got;
+	return buf;
+}
+
+/* Places and copies the initrd straight into guest RAM. */
+static int load_initrd(struct guest_mem *gm, const struct boot_image *bi,
+		       const char *path, struct boot_initrd *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0) {
+		snprintf(err, sizeof(err), "--initrd %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+		snprintf(err, sizeof(err), "--initrd %s: not a non-empty regular file", path);
+		close(fd);
+		return -1;
+	}
+	uint64_t size = (uint64_t)st.st_size;
+	if (boot_place_initrd(gm, bi, size, &out->gpa, err, sizeof(err)) != 0) {
+		close(fd);
+		return -1;
+	}
+	uint8_t *dst = guest_mem_ptr(gm, out->gpa, size);
+	uint64_t got = 0;
+	while (got < size) {
+		ssize_t r = read(fd, dst + got, size - got);
+		if (r <= 0) {
+			snprintf(err, sizeof(err), "--initrd %s: short read", path);
+			close(fd);
+			return -1;
+		}
+		got += (uint64_t)r;
+	}
+	close(fd);
+	out->size = size;
+	return 0;
+}
+
+static int prepare_guest(const struct hv_config *cfg, struct guest_mem *gm,
+			 struct boot_cpu_state *cpu)
+{
+	size_t len = 0;
+	uint8_t *img = read_kernel(cfg->kernel_path, &len);
+	struct boot_image bi;
+	struct boot_initrd initrd = { 0, 0 };
+
+	if (img == NULL)
+		return -1;
+	if (guest_mem_create(gm, cfg->mem_bytes) != 0) {
+		snprintf(err, sizeof(err), "cannot allocate %llu MiB of guest RAM: %s",
+			 (unsigned long long)(cfg->mem_bytes >> 20), strerror(errno));
+		free(img);
+		return -1;
+	}
+	/* The loaders' messages name the format and field; main adds the file. */
+	char why[256];
+	int rc = boot_image_load(img, len, gm, &bi, why, sizeof(why));
+	free(img);
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "--kernel %.200s: %.255s", cfg->kernel_path, why);
+		return -1;
+	}
+	if (cfg->initrd_path != NULL && load_initrd(gm, &bi, cfg->initrd_path, &initrd) != 0)
+		return -1;
+	return boot_setup(gm, &bi, cfg->cmdline, &initrd, cfg->vcpus, cpu, err, sizeof(err));
+}
+
+/*
+ * The process keeps stdin, stdout, stderr and what it opened itself; the
+ * guest never reaches anything inherited by accident.
+ */
+static void close_inherited_fds(void)
+{
+	if (close_range(3, ~0U, 0) != 0) {
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+	}
+}
+
+static int narrow_process(void)
+{
+	/* Not dumpable: no core file with guest RAM, no ptrace by the same uid. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return -1;
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+static void console_loop(struct platform *p)
+{
+	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+	uint8_t buf[SERIAL_RX_FIFO];
+
+	for (;;) {
+		size_t room = platform_console_room(p);
+		if (room == 0) {
+			/* The guest has not drained the FIFO yet: look again shortly. */
+			poll(NULL, 0, CONSOLE_RETRY_MS);
+			continue;
+		}
+		int n = poll(&pfd, 1, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (pfd.revents & (POLLERR | POLLNVAL)))
+			break;
+		ssize_t r = read(STDIN_FILENO, buf, room < sizeof(buf) ? room : sizeof(buf));
+		if (r <= 0)
+			break;
+		platform_console_input(p, buf, (size_t)r);
+	}
+	/* No more input (EOF or none): the vCPU threads decide when we end. */
+	for (;;)
+		poll(NULL, 0, -1);
+}
+
+int main(int argc, char **argv)
+{
+	struct timespec start;
+	struct hv_config cfg;
+	static struct vm vm;
+	struct boot_cpu_state cpu;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	log_init("flint-hv", LOG_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	if (hv_config_parse(&cfg, argc, argv, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		return HV_EXIT_USAGE;
+	}
+	if (cfg.help) {
+		hv_config_usage(argv[0]);
+		return 0;
+	}
+	if (cfg.version) {
+		printf("flint-hv %s\n", FLINT_VERSION);
+		return 0;
+	}
+	log_set_level((enum log_level)cfg.log_level);
+	close_inherited_fds();
+
+	if (prepare_guest(&cfg, &vm.mem, &cpu) != 0) {
+		log_err("%s", err);
+		return HV_EXIT_USAGE;
+	}
+	vm.nr_vcpus = cfg.vcpus;
+	vm.console_fd = STDOUT_FILENO;
+	if (vm_create(&vm, &cfg, err, sizeof(err)) != 0 ||
+	    vm_create_vcpus(&vm, &cpu, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		return HV_EXIT_INTERNAL;
+	}
+	/* Everything KVM-wide is set up: the system fd is no longer needed. */
+	close(vm.kvm_fd);
+	vm.kvm_fd = -1;
+	platform_init(&vm.platform, vm.vm_fd, vm.console_fd, cfg.debug_exit, &start);
+	if (narrow_process() != 0) {
+		log_errno("prctl");
+		return HV_EXIT_INTERNAL;
+	}
+	if (vm_start(&vm, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		return HV_EXIT_INTERNAL;
+	}
+	if (hv_seccomp_install_main(vm.console_fd) != 0)
+		vm_exit(HV_EXIT_INTERNAL, "cannot install the main seccomp filter");
+	console_loop(&vm.platform);
+	return HV_EXIT_INTERNAL;
+}

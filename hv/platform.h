@@ -1,0 +1,55 @@
+/*
+ * The legacy platform devices a guest reaches with port I/O and MMIO exits:
+ * the COM1 UART, the reset and power-off paths (i8042, 0xcf9, ACPI
+ * hardware-reduced sleep/reset registers), the boot-time marker and, for test
+ * guests only, the debug-exit port.  Everything else reads as all-ones and
+ * ignores writes.
+ */
+#ifndef FLINT_HV_PLATFORM_H
+#define FLINT_HV_PLATFORM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "serial.h"
+
+enum platform_action {
+	PLATFORM_CONTINUE,
+	PLATFORM_POWEROFF,
+	PLATFORM_REBOOT,
+	PLATFORM_DEBUG_EXIT, /* *value holds the guest's code */
+};
+
+struct platform {
+	pthread_mutex_t lock; /* serialises the UART between vCPUs and input */
+	struct serial com1;
+	int vm_fd;            /* for the UART's interrupt line; -1 in tests */
+	int console_fd;       /* where guest console output goes */
+	bool debug_exit;
+	struct timespec start;
+	unsigned int markers_logged;
+	unsigned int unhandled_logged;
+};
+
+void platform_init(struct platform *p, int vm_fd, int console_fd, bool debug_exit,
+		   const struct timespec *start);
+
+/*
+ * One port access of size 1, 2 or 4 bytes.  For reads, data is filled in.
+ * Returns what the VM should do next; *reason names the path for the log.
+ */
+enum platform_action platform_pio(struct platform *p, uint16_t port, unsigned int size,
+				  bool is_write, uint8_t *data, uint32_t *value,
+				  const char **reason);
+
+/* One MMIO access of 1..8 bytes. */
+enum platform_action platform_mmio(struct platform *p, uint64_t addr, unsigned int len,
+				   bool is_write, uint8_t *data);
+
+/* Feeds console input to the UART; returns bytes accepted. */
+size_t platform_console_input(struct platform *p, const uint8_t *buf, size_t len);
+size_t platform_console_room(struct platform *p);
+
+#endif
