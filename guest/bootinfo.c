@@ -1,0 +1,85 @@
+#include "bootinfo.h"
+
+#include "printf.h"
+#include "util.h"
+
+/* Xen public/arch-x86/hvm/start_info.h */
+struct hvm_start_info {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t flags;
+	uint32_t nr_modules;
+	uint64_t modlist_paddr;
+	uint64_t cmdline_paddr;
+	uint64_t rsdp_paddr;
+	uint64_t memmap_paddr;   /* version >= 1 */
+	uint32_t memmap_entries; /* version >= 1 */
+	uint32_t reserved;
+};
+
+_Static_assert(sizeof(struct hvm_start_info) == 56, "start_info layout");
+_Static_assert(sizeof(struct memmap_entry) == 24, "memmap entry layout");
+
+struct bootinfo bootinfo;
+
+#define LOW_4G 0x100000000ULL
+
+void bootinfo_init(uint32_t pa)
+{
+	const struct hvm_start_info *si = (const void *)(uintptr_t)pa;
+
+	if (pa == 0 || si->magic != HVM_START_MAGIC) {
+		kprintf("flint-guest: warning: bad start_info at 0x%x\n", pa);
+		return;
+	}
+	bootinfo.valid = true;
+	bootinfo.version = si->version;
+	bootinfo.rsdp_paddr = si->rsdp_paddr;
+
+	if (si->cmdline_paddr && si->cmdline_paddr < LOW_4G) {
+		const char *c = (const char *)(uintptr_t)si->cmdline_paddr;
+		size_t i;
+		for (i = 0; i + 1 < sizeof(bootinfo.cmdline) && c[i]; i++)
+			bootinfo.cmdline[i] = c[i];
+		bootinfo.cmdline[i] = '\0';
+	}
+
+	if (si->version >= 1 && si->memmap_paddr &&
+	    si->memmap_paddr < LOW_4G) {
+		const struct memmap_entry *m =
+			(const void *)(uintptr_t)si->memmap_paddr;
+		unsigned n = si->memmap_entries;
+		if (n > BOOTINFO_MAX_MEMMAP)
+			n = BOOTINFO_MAX_MEMMAP;
+		memcpy(bootinfo.mem, m, n * sizeof(*m));
+		bootinfo.nmem = n;
+	}
+}
+
+const char *cmdline_get(const char *key, size_t *len)
+{
+	const char *p = bootinfo.cmdline, *found = NULL;
+	size_t klen = strlen(key);
+
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		const char *w = p;
+		while (*p && *p != ' ')
+			p++;
+		size_t wlen = (size_t)(p - w);
+		if (wlen > klen && w[klen] == '=' && memcmp(w, key, klen) == 0) {
+			found = w + klen + 1;
+			*len = wlen - klen - 1;
+		}
+	}
+	return found;
+}
+
+bool cmdline_get_u64(const char *key, uint64_t *out)
+{
+	size_t len;
+	const char *v = cmdline_get(key, &len);
+
+	return v && parse_u64(v, len, out);
+}

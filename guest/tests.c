@@ -1,0 +1,37 @@
+#include "tests.h"
+
+#include <stdarg.h>
+
+#include "printf.h"
+#include "util.h"
+
+static const struct test all_tests[] = {
+	{ "hello", test_hello },
+	{ "cpl3", test_cpl3 },
+	{ "mem", test_mem },
+	{ "cpuid", test_cpuid },
+	{ "smp", test_smp },
+	{ "triplefault", test_triplefault },
+	{ "reboot", test_reboot },
+	{ "badio", test_badio },
+	{ "poweroff", test_poweroff },
+};
+
+const struct test *test_find(const char *name, unsigned long len)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(all_tests); i++)
+		if (token_eq(name, len, all_tests[i].name))
+			return &all_tests[i];
+	return NULL;
+}
+
+const char *test_fail(const char *fmt, ...)
+{
+	static char reason[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	kvsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	return reason;
+}
