@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aml.h"
 #include "boot_layout.h"
 #include "flint/guest_abi.h"
 
@@ -77,18 +78,65 @@ static void gas_io(uint8_t *g, uint16_t port)
 	put64(g + 4, port);
 }
 
-/* DSDT: only Name (\_S5_, Package () { 5, 5 }) */
-static uint32_t build_dsdt(uint8_t *t)
+/* Name (\_S5_, Package () { 5, 5 }): the SLP_TYP Linux writes to power off. */
+static void dsdt_s5(struct aml *body)
 {
-	static const uint8_t aml[] = {
-		0x08, '_', 'S', '5', '_',        /* NameOp "_S5_" */
-		0x12, 0x06, 0x02,                /* PackageOp, PkgLength 6, 2 elements */
-		0x0a, FLINT_ACPI_SLP_TYP_S5,     /* BytePrefix SLP_TYPa */
-		0x0a, FLINT_ACPI_SLP_TYP_S5,     /* BytePrefix SLP_TYPb */
+	static const uint8_t package_op = 0x12;
+	struct aml pkg, obj;
+
+	aml_init(&pkg);
+	aml_byte(&pkg, 2); /* NumElements */
+	aml_integer(&pkg, FLINT_ACPI_SLP_TYP_S5);
+	aml_integer(&pkg, FLINT_ACPI_SLP_TYP_S5);
+	aml_init(&obj);
+	aml_package_op(&obj, &package_op, 1, &pkg);
+	aml_name(body, "\\_S5_", &obj);
+}
+
+/*
+ * COM1 as a PNP0501 device.  A hardware-reduced platform has no legacy PIC,
+ * so Linux preallocates no ISA IRQs: the UART's IRQ 4 only exists because
+ * this _CRS names it (the same approach as Firecracker's DSDT).
+ */
+static void dsdt_com1(struct aml *sb)
+{
+	static const uint8_t crs[] = {
+		0x47, 0x01,                             /* I/O port, 16-bit decode */
+		FLINT_COM1_PORT & 0xff, FLINT_COM1_PORT >> 8, /* min */
+		FLINT_COM1_PORT & 0xff, FLINT_COM1_PORT >> 8, /* max */
+		0x01, 0x08,                             /* alignment, length */
+		0x22, 1 << FLINT_COM1_IRQ, 0x00,        /* IRQNoFlags () { 4 } */
+		0x79, 0x00,                             /* end tag */
 	};
-	uint32_t len = ACPI_HDR_LEN + sizeof(aml);
+	struct aml dev, obj;
+
+	aml_init(&dev);
+	aml_init(&obj);
+	aml_integer(&obj, aml_eisa_id("PNP0501"));
+	aml_name(&dev, "_HID", &obj);
+	aml_init(&obj);
+	aml_integer(&obj, 0);
+	aml_name(&dev, "_UID", &obj);
+	aml_init(&obj);
+	aml_buffer(&obj, crs, sizeof(crs));
+	aml_name(&dev, "_CRS", &obj);
+	aml_device(sb, "COM1", &dev);
+}
+
+static uint32_t build_dsdt(uint8_t *t, size_t room)
+{
+	struct aml body, sb;
+
+	aml_init(&body);
+	dsdt_s5(&body);
+	aml_init(&sb);
+	dsdt_com1(&sb);
+	aml_scope(&body, "\\_SB_", &sb);
+	if (body.overflow || ACPI_HDR_LEN + body.len > room)
+		return 0;
+	uint32_t len = (uint32_t)(ACPI_HDR_LEN + body.len);
 	header(t, "DSDT", len, 2);
-	memcpy(t + ACPI_HDR_LEN, aml, sizeof(aml));
+	memcpy(t + ACPI_HDR_LEN, body.buf, body.len);
 	finish(t, len);
 	return len;
 }
@@ -179,7 +227,12 @@ int acpi_build(struct guest_mem *gm, unsigned int vcpus, char *err, size_t errle
 	memset(base, 0, area);
 	uint64_t off = 64; /* the RSDP sits at the start of the area */
 	uint64_t dsdt = BOOT_ACPI_START + off;
-	off = align16(off + build_dsdt(base + off));
+	uint32_t dsdt_len = build_dsdt(base + off, area - off);
+	if (dsdt_len == 0) {
+		snprintf(err, errlen, "ACPI: DSDT does not fit");
+		return -1;
+	}
+	off = align16(off + dsdt_len);
 	uint64_t fadt = BOOT_ACPI_START + off;
 	off = align16(off + build_fadt(base + off, dsdt));
 	uint64_t madt = BOOT_ACPI_START + off;

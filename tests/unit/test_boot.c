@@ -132,7 +132,11 @@ static void test_acpi(void **state)
 	const uint8_t *dsdt = base + (dsdt_addr - BOOT_ACPI_START);
 	assert_memory_equal(dsdt, "DSDT", 4);
 	check_sum(dsdt);
-	assert_memory_equal(dsdt + 37, "_S5_", 4);
+	assert_memory_equal(dsdt + 36, "\x08\\_S5_", 6);
+	uint32_t dsdt_len;
+	memcpy(&dsdt_len, dsdt + 4, 4);
+	assert_non_null(memmem(dsdt, dsdt_len, "COM1", 4));
+	assert_non_null(memmem(dsdt, dsdt_len, "\x41\xd0\x05\x01", 4)); /* PNP0501 */
 
 	uint32_t len;
 	memcpy(&len, madt + 4, 4);

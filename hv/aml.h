@@ -1,0 +1,41 @@
+/*
+ * A minimal AML (ACPI Machine Language) writer for the DSDT: names,
+ * packages, buffers, devices and scopes, each emitted into a bounded
+ * buffer.  Enough to describe \_S5_ and legacy devices; PCI host bridges
+ * will use the same primitives.
+ */
+#ifndef FLINT_HV_AML_H
+#define FLINT_HV_AML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AML_MAX 2048
+
+struct aml {
+	uint8_t buf[AML_MAX];
+	size_t len;
+	bool overflow; /* set once anything did not fit; the output is then unusable */
+};
+
+void aml_init(struct aml *a);
+void aml_bytes(struct aml *a, const void *p, size_t n);
+void aml_byte(struct aml *a, uint8_t b);
+/* A 4-character NameSeg, or a root-prefixed "\\XXXX" path. */
+void aml_name_string(struct aml *a, const char *name);
+/* Integer constant with the shortest encoding. */
+void aml_integer(struct aml *a, uint64_t v);
+/* Name (NAME, <already-encoded object in obj>) */
+void aml_name(struct aml *a, const char *name, const struct aml *obj);
+/* op PkgLength <inner>: Package, Buffer, Scope and Device bodies. */
+void aml_package_op(struct aml *a, const uint8_t *op, size_t op_len, const struct aml *inner);
+/* Buffer () { bytes } */
+void aml_buffer(struct aml *a, const uint8_t *p, size_t n);
+/* Device (NAME) { inner } and Scope (PATH) { inner } */
+void aml_device(struct aml *a, const char *name, const struct aml *inner);
+void aml_scope(struct aml *a, const char *path, const struct aml *inner);
+/* EisaId ("PNP0501") as its 32-bit encoding. */
+uint32_t aml_eisa_id(const char id[7]);
+
+#endif
