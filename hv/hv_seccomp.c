@@ -22,18 +22,25 @@ static const int main_syscalls[] = { SCMP_SYS(poll), SCMP_SYS(ppoll) };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Allows syscall nr only when argument arg equals value. */
+static int allow_arg_eq(scmp_filter_ctx ctx, int nr, unsigned int arg, scmp_datum_t value)
+{
+	const struct scmp_arg_cmp cmp = {
+		.arg = arg, .op = SCMP_CMP_EQ, .datum_a = value, .datum_b = 0,
+	};
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
+}
+
 static int add_common(scmp_filter_ctx ctx, int console_fd)
 {
 	for (size_t i = 0; i < N(common_syscalls); i++)
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, common_syscalls[i], 0) != 0)
 			return -1;
 	/* Writes only to the console and to stderr (log). */
-	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
-			     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)console_fd)) != 0)
+	if (allow_arg_eq(ctx, SCMP_SYS(write), 0, (scmp_datum_t)console_fd) != 0)
 		return -1;
 	if (console_fd != STDERR_FILENO &&
-	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
-			     SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO)) != 0)
+	    allow_arg_eq(ctx, SCMP_SYS(write), 0, STDERR_FILENO) != 0)
 		return -1;
 	return 0;
 }
@@ -41,8 +48,7 @@ static int add_common(scmp_filter_ctx ctx, int console_fd)
 static int add_ioctls(scmp_filter_ctx ctx, const unsigned long *req, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				     SCMP_A1(SCMP_CMP_EQ, req[i])) != 0)
+		if (allow_arg_eq(ctx, SCMP_SYS(ioctl), 1, req[i]) != 0)
 			return -1;
 	return 0;
 }
@@ -84,8 +90,7 @@ scmp_filter_ctx hv_seccomp_main_filter(int console_fd)
 		bad = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, main_syscalls[i], 0) != 0;
 	/* Console input only from stdin. */
 	if (!bad)
-		bad = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(read), 1,
-				       SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO)) != 0;
+		bad = allow_arg_eq(ctx, SCMP_SYS(read), 0, STDIN_FILENO) != 0;
 	if (bad) {
 		seccomp_release(ctx);
 		return NULL;

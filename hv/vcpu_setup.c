@@ -61,15 +61,15 @@ static int set_cpuid(int fd, const struct kvm_cpuid2 *supported, unsigned int in
 
 static int set_msrs(int fd)
 {
-	struct {
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[1];
+		uint8_t raw[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
 	} m;
 	memset(&m, 0, sizeof(m));
 	m.hdr.nmsrs = 1;
-	m.e[0].index = MSR_IA32_MISC_ENABLE;
-	m.e[0].data = MISC_ENABLE_FAST_STRING;
-	return ioctl(fd, KVM_SET_MSRS, &m) == 1 ? 0 : -1;
+	m.hdr.entries[0].index = MSR_IA32_MISC_ENABLE;
+	m.hdr.entries[0].data = MISC_ENABLE_FAST_STRING;
+	return ioctl(fd, KVM_SET_MSRS, &m.hdr) == 1 ? 0 : -1;
 }
 
 static int set_fpu(int fd)

@@ -24,6 +24,7 @@ void log_set_level(enum log_level level)
  * several vCPU threads never interleave, and no stdio locking or allocation
  * happens after the seccomp filter is in place.
  */
+__attribute__((format(printf, 1, 0)))
 static void log_emit(const char *fmt, va_list ap, const char *suffix)
 {
 	char buf[512];
