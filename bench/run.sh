@@ -1,0 +1,30 @@
+#!/bin/sh
+# make bench: boot time and memory overhead of flint-hv against QEMU, run
+# in the same script on the same machine.  On a host with a usable /dev/kvm
+# the benchmark runs directly; it always runs inside the nested lab too (the
+# only place real KVM exists on the development and CI machines).
+# usage: bench/run.sh BUILD_DIR
+set -eu
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+if [ -c /dev/kvm ] && [ -r /dev/kvm ]; then
+	echo "== bench on this host's /dev/kvm"
+	sh bench/lab-bench.sh "$BUILD/hv/flint-hv" "$BUILD/guest/flint-test-guest.elf" \
+		"$BUILD/bench/flint-measure" || echo "bench: host run failed"
+else
+	echo "== no /dev/kvm on this host: the benchmark runs in the nested lab only"
+fi
+
+echo "== bench in the nested lab (QEMU TCG + AMD SVM; ratios only are meaningful)"
+ninja -C "$BUILD" lab/l1-vmlinuz >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+lab/run.sh "$BUILD/lab" lab-boot.sh --timeout 900 >"$log" 2>&1 || {
+	tail -n 40 "$log"
+	echo "bench: the lab run failed"
+	exit 1
+}
+grep -E '^# (flint|qemu)-.* run [0-9]+' "$log" | tr -d '\r' || true
+tr -d '\r' <"$log" | grep -E '^(BENCH|RATIO) '
