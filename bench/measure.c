@@ -1,7 +1,10 @@
 /*
  * flint-measure: runs one VMM command and reports, on its last stdout line,
  *   marker_ms=<time from spawn to the first output line containing MARKER>
- *   overhead_kib=<peak RssAnon+RssFile: the VMM's own memory, guest RAM excluded>
+ *   overhead_kib=<peak RssAnon+RssFile once the marker was seen: the VMM's own
+ *                steady-state memory, guest RAM excluded>
+ *   startup_kib=<the same over the whole run, including start-up buffers such
+ *                as the kernel image being loaded>
  *   rss_kib=<peak resident set, guest RAM included> status=<exit status>
  * Guest RAM must be a shared mapping (memfd) for the split to be fair: both
  * flint-hv and QEMU (memory-backend-memfd) are run that way by the scripts.
@@ -21,7 +24,8 @@
 #define SAMPLE_MS 2
 
 struct peaks {
-	long overhead_kib;
+	long overhead_kib; /* after the marker */
+	long startup_kib;  /* whole run */
 	long rss_kib;
 };
 
@@ -38,7 +42,7 @@ static long field_kib(const char *status, const char *name)
 	return p == NULL ? 0 : strtol(p + strlen(name), NULL, 10);
 }
 
-static void sample(pid_t pid, struct peaks *pk)
+static void sample(pid_t pid, struct peaks *pk, int after_marker)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -52,7 +56,9 @@ static void sample(pid_t pid, struct peaks *pk)
 	buf[n] = '\0';
 	long own = field_kib(buf, "RssAnon:") + field_kib(buf, "RssFile:");
 	long rss = field_kib(buf, "VmHWM:");
-	if (own > pk->overhead_kib)
+	if (own > pk->startup_kib)
+		pk->startup_kib = own;
+	if (after_marker && own > pk->overhead_kib)
 		pk->overhead_kib = own;
 	if (rss > pk->rss_kib)
 		pk->rss_kib = rss;
@@ -103,7 +109,7 @@ int main(int argc, char **argv)
 		_exit(127);
 	}
 	close(pipefd[1]);
-	struct peaks pk = { 0, 0 };
+	struct peaks pk = { 0, 0, 0 };
 	double marker_ms = -1;
 	char line[1024], buf[4096];
 	size_t len = 0;
@@ -111,7 +117,7 @@ int main(int argc, char **argv)
 	struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
 	int killed = 0;
 	for (;;) {
-		sample(pid, &pk);
+		sample(pid, &pk, marker_ms >= 0);
 		if (!killed && now_ms() - t0 > limit_ms) {
 			killed = 1;
 			kill(pid, SIGKILL);
@@ -122,8 +128,10 @@ int main(int argc, char **argv)
 			ssize_t n = read(pipefd[0], buf, sizeof(buf));
 			if (n > 0) {
 				fwrite(buf, 1, (size_t)n, out);
-				if (marker_ms < 0 && scan(marker, line, &len, buf, (size_t)n))
+				if (marker_ms < 0 && scan(marker, line, &len, buf, (size_t)n)) {
 					marker_ms = now_ms() - t0;
+					sample(pid, &pk, 1);
+				}
 				continue;
 			}
 			pfd.fd = -1; /* EOF: wait for the process */
@@ -138,7 +146,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	fclose(out);
-	printf("marker_ms=%.1f overhead_kib=%ld rss_kib=%ld status=%d\n", marker_ms,
-	       pk.overhead_kib, pk.rss_kib, status);
+	printf("marker_ms=%.1f overhead_kib=%ld startup_kib=%ld rss_kib=%ld status=%d\n",
+	       marker_ms, pk.overhead_kib, pk.startup_kib, pk.rss_kib, status);
 	return marker_ms < 0 ? 1 : 0;
 }
