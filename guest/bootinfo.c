@@ -1,24 +1,8 @@
 #include "bootinfo.h"
 
+#include "flint/pvh_abi.h"
 #include "printf.h"
 #include "util.h"
-
-/* Xen public/arch-x86/hvm/start_info.h */
-struct hvm_start_info {
-	uint32_t magic;
-	uint32_t version;
-	uint32_t flags;
-	uint32_t nr_modules;
-	uint64_t modlist_paddr;
-	uint64_t cmdline_paddr;
-	uint64_t rsdp_paddr;
-	uint64_t memmap_paddr;   /* version >= 1 */
-	uint32_t memmap_entries; /* version >= 1 */
-	uint32_t reserved;
-};
-
-_Static_assert(sizeof(struct hvm_start_info) == 56, "start_info layout");
-_Static_assert(sizeof(struct memmap_entry) == 24, "memmap entry layout");
 
 struct bootinfo bootinfo;
 
@@ -46,7 +30,7 @@ void bootinfo_init(uint32_t pa)
 
 	if (si->version >= 1 && si->memmap_paddr &&
 	    si->memmap_paddr < LOW_4G) {
-		const struct memmap_entry *m =
+		const struct hvm_memmap_table_entry *m =
 			(const void *)(uintptr_t)si->memmap_paddr;
 		unsigned n = si->memmap_entries;
 		if (n > BOOTINFO_MAX_MEMMAP)

@@ -6,15 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HVM_START_MAGIC 0x336ec578
+#include "flint/pvh_abi.h"
+
 #define E820_RAM 1
 
-struct memmap_entry {
-	uint64_t addr;
-	uint64_t size;
-	uint32_t type;
-	uint32_t reserved;
-};
 
 #define BOOTINFO_MAX_CMDLINE 1024
 #define BOOTINFO_MAX_MEMMAP 64
@@ -25,7 +20,7 @@ struct bootinfo {
 	uint64_t rsdp_paddr;
 	char cmdline[BOOTINFO_MAX_CMDLINE];
 	unsigned nmem;
-	struct memmap_entry mem[BOOTINFO_MAX_MEMMAP];
+	struct hvm_memmap_table_entry mem[BOOTINFO_MAX_MEMMAP];
 };
 
 extern struct bootinfo bootinfo;

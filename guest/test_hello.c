@@ -21,7 +21,7 @@ const char *test_hello(void)
 		bootinfo.valid ? "ok" : "missing", bootinfo.version);
 	kprintf("flint-guest: hello: cmdline \"%s\"\n", bootinfo.cmdline);
 	for (unsigned i = 0; i < bootinfo.nmem; i++) {
-		const struct memmap_entry *m = &bootinfo.mem[i];
+		const struct hvm_memmap_table_entry *m = &bootinfo.mem[i];
 		kprintf("flint-guest: hello: mem 0x%016lx size 0x%lx %s (%u)\n",
 			m->addr, m->size, e820_name(m->type), m->type);
 	}

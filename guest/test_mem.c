@@ -61,7 +61,7 @@ const char *test_mem(void)
 	if (bootinfo.nmem == 0)
 		return "no memory map";
 	for (unsigned i = 0; i < bootinfo.nmem; i++) {
-		const struct memmap_entry *m = &bootinfo.mem[i];
+		const struct hvm_memmap_table_entry *m = &bootinfo.mem[i];
 		if (m->type != E820_RAM)
 			continue;
 		uint64_t start = (m->addr + 7) & ~7ULL;

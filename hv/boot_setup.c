@@ -7,6 +7,7 @@
 #include "acpi.h"
 #include "boot_layout.h"
 #include "flint/guest_abi.h"
+#include "flint/pvh_abi.h"
 
 #define PAGE_SIZE 4096ULL
 #define PTE_PRESENT 0x1ULL
@@ -26,33 +27,6 @@
 #define BP_E820_MAX 128
 #define BP_LOADER_UNDEFINED 0xff
 #define BP_CAN_USE_HEAP 0x80
-
-/* Xen public/arch-x86/hvm/start_info.h */
-#define PVH_MAGIC 0x336ec578U
-struct hvm_start_info {
-	uint32_t magic;
-	uint32_t version;
-	uint32_t flags;
-	uint32_t nr_modules;
-	uint64_t modlist_paddr;
-	uint64_t cmdline_paddr;
-	uint64_t rsdp_paddr;
-	uint64_t memmap_paddr;
-	uint32_t memmap_entries;
-	uint32_t reserved;
-};
-struct hvm_modlist_entry {
-	uint64_t paddr;
-	uint64_t size;
-	uint64_t cmdline_paddr;
-	uint64_t reserved;
-};
-struct hvm_memmap_entry {
-	uint64_t addr;
-	uint64_t size;
-	uint32_t type;
-	uint32_t reserved;
-};
 
 static void wr32(uint8_t *p, uint32_t v)
 {
@@ -179,7 +153,7 @@ static void write_pvh_info(struct guest_mem *gm, const struct boot_initrd *initr
 
 	memset(base, 0, BOOT_PVH_INFO_SIZE);
 	struct hvm_start_info si = {
-		.magic = PVH_MAGIC,
+		.magic = HVM_START_MAGIC,
 		.version = 1,
 		.cmdline_paddr = BOOT_CMDLINE_ADDR,
 		.rsdp_paddr = FLINT_ACPI_RSDP_ADDR,
@@ -193,7 +167,7 @@ static void write_pvh_info(struct guest_mem *gm, const struct boot_initrd *initr
 		si.modlist_paddr = BOOT_PVH_INFO_ADDR + mod_off;
 	}
 	for (unsigned int i = 0; i < n; i++) {
-		struct hvm_memmap_entry e = { map[i].addr, map[i].size, map[i].type, 0 };
+		struct hvm_memmap_table_entry e = { map[i].addr, map[i].size, map[i].type, 0 };
 		memcpy(base + map_off + i * sizeof(e), &e, sizeof(e));
 	}
 	memcpy(base, &si, sizeof(si));

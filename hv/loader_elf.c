@@ -10,9 +10,9 @@
 
 #include "boot_image.h"
 #include "boot_layout.h"
+#include "flint/pvh_abi.h"
 
 #define ELF_MAX_PHDRS 64
-#define XEN_ELFNOTE_PHYS32_ENTRY 18
 
 static int check_ehdr(const Elf64_Ehdr *eh, size_t len, char *err, size_t errlen)
 {
