@@ -57,12 +57,13 @@ static uint32_t le_value(const uint8_t *data, unsigned int size)
 static void log_unhandled(struct platform *p, const char *what, uint64_t addr,
 			  bool is_write)
 {
-	if (p->unhandled_logged >= UNHANDLED_LOGGED_MAX)
+	/* Several vCPUs may get here at once: count atomically. */
+	unsigned int n = __atomic_fetch_add(&p->unhandled_logged, 1, __ATOMIC_RELAXED);
+	if (n >= UNHANDLED_LOGGED_MAX)
 		return;
-	p->unhandled_logged++;
 	log_debug("unassigned %s %s at 0x%llx%s", what, is_write ? "write" : "read",
 		  (unsigned long long)addr,
-		  p->unhandled_logged == UNHANDLED_LOGGED_MAX ? " (no more logged)" : "");
+		  n + 1 == UNHANDLED_LOGGED_MAX ? " (no more logged)" : "");
 }
 
 static enum platform_action com1_access(struct platform *p, uint16_t port,
