@@ -22,4 +22,10 @@ echo "flint-l2: shell marker"
 echo "flint-l2: shell $((6*7))"
 sleep 0.5        # let the serial console drain
 debug end
+# flint.action=reboot: leave through the reset path instead (reboot=k: i8042).
+if grep -q flint.action=reboot /proc/cmdline; then
+    echo "flint-l2: rebooting"
+    sleep 0.5
+    reboot -f
+fi
 poweroff -f

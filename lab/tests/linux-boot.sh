@@ -19,4 +19,12 @@ for kind in vmlinuz vmlinux; do
         grep -qE '^flint-hv:.*boot marker.*[0-9]+(\.[0-9]+)? ?ms' "/tmp/$label.err"
     grep -E 'boot marker' "/tmp/$label.err" | sed "s/^/# $label: /"
 done
+# The reset path a Linux guest uses (reboot=k: the i8042 pulse) ends
+# flint-hv with the reboot status, distinct from power-off.
+run_l2 flint-reboot "$HV" --kernel /flint/l2/vmlinuz --initrd /flint/l2/initrd.cpio.gz \
+    --cmdline "$L2_CMDLINE flint.action=reboot" --mem 256 --cpus 1
+check "flint-reboot: exit status 4 (guest reboot), got $L2_STATUS" [ "$L2_STATUS" = 4 ]
+check "flint-reboot: flint-l2: rebooting" has_line flint-reboot "flint-l2: rebooting"
+check "flint-reboot: stderr names the i8042 reset" \
+    grep -q 'reboot (i8042 reset)' /tmp/flint-reboot.err
 summary
