@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +69,10 @@ static uint8_t *read_kernel(const char *path, size_t *len)
 	return buf;
 }
 
-/* Places and copies the initrd straight into guest RAM. */
+/*
+ * Places and copies the initrd straight into guest RAM.  A missing or
+ * oversized initrd is a usage error; a failing read is the host's.
+ */
 static int load_initrd(struct guest_mem *gm, const struct boot_image *bi,
 		       const char *path, struct boot_initrd *out)
 {
@@ -77,26 +81,26 @@ static int load_initrd(struct guest_mem *gm, const struct boot_image *bi,
 
 	if (fd < 0) {
 		snprintf(err, sizeof(err), "--initrd %s: %s", path, strerror(errno));
-		return -1;
+		return HV_EXIT_USAGE;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
 		snprintf(err, sizeof(err), "--initrd %s: not a non-empty regular file", path);
 		close(fd);
-		return -1;
+		return HV_EXIT_USAGE;
 	}
 	uint64_t size = (uint64_t)st.st_size;
 	if (boot_place_initrd(gm, bi, size, &out->gpa, err, sizeof(err)) != 0) {
 		close(fd);
-		return -1;
+		return HV_EXIT_USAGE;
 	}
 	uint8_t *dst = guest_mem_ptr(gm, out->gpa, size);
 	uint64_t got = 0;
 	while (got < size) {
 		ssize_t r = read(fd, dst + got, size - got);
 		if (r <= 0) {
-			snprintf(err, sizeof(err), "--initrd %s: short read", path);
+			snprintf(err, sizeof(err), "--initrd %s: read failed", path);
 			close(fd);
-			return -1;
+			return HV_EXIT_INTERNAL;
 		}
 		got += (uint64_t)r;
 	}
@@ -105,6 +109,10 @@ static int load_initrd(struct guest_mem *gm, const struct boot_image *bi,
 	return 0;
 }
 
+/*
+ * Returns 0, HV_EXIT_USAGE for anything wrong with the options or images,
+ * or HV_EXIT_INTERNAL when the host could not provide memory or I/O.
+ */
 static int prepare_guest(const struct hv_config *cfg, struct guest_mem *gm,
 			 struct boot_cpu_state *cpu)
 {
@@ -114,12 +122,12 @@ static int prepare_guest(const struct hv_config *cfg, struct guest_mem *gm,
 	struct boot_initrd initrd = { 0, 0 };
 
 	if (img == NULL)
-		return -1;
+		return HV_EXIT_USAGE;
 	if (guest_mem_create(gm, cfg->mem_bytes) != 0) {
 		snprintf(err, sizeof(err), "cannot allocate %llu MiB of guest RAM: %s",
 			 (unsigned long long)(cfg->mem_bytes >> 20), strerror(errno));
 		free(img);
-		return -1;
+		return HV_EXIT_INTERNAL;
 	}
 	/* The loaders' messages name the format and field; main adds the file. */
 	char why[256];
@@ -127,11 +135,16 @@ static int prepare_guest(const struct hv_config *cfg, struct guest_mem *gm,
 	free(img);
 	if (rc != 0) {
 		snprintf(err, sizeof(err), "--kernel %.200s: %.255s", cfg->kernel_path, why);
-		return -1;
+		return HV_EXIT_USAGE;
 	}
-	if (cfg->initrd_path != NULL && load_initrd(gm, &bi, cfg->initrd_path, &initrd) != 0)
-		return -1;
-	return boot_setup(gm, &bi, cfg->cmdline, &initrd, cfg->vcpus, cpu, err, sizeof(err));
+	if (cfg->initrd_path != NULL) {
+		rc = load_initrd(gm, &bi, cfg->initrd_path, &initrd);
+		if (rc != 0)
+			return rc;
+	}
+	if (boot_setup(gm, &bi, cfg->cmdline, &initrd, cfg->vcpus, cpu, err, sizeof(err)) != 0)
+		return HV_EXIT_USAGE;
+	return 0;
 }
 
 /*
@@ -154,27 +167,38 @@ static int narrow_process(void)
 	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
+/*
+ * Moves stdin into the UART.  Bytes the FIFO cannot take yet (the guest has
+ * not drained it, or filled it itself in loopback) are kept and retried.
+ */
 static void console_loop(struct platform *p)
 {
 	struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
 	uint8_t buf[SERIAL_RX_FIFO];
+	size_t have = 0, off = 0;
+	bool eof = false;
 
-	for (;;) {
-		size_t room = platform_console_room(p);
-		if (room == 0) {
-			/* The guest has not drained the FIFO yet: look again shortly. */
-			poll(NULL, 0, CONSOLE_RETRY_MS);
-			continue;
+	while (!eof || have > off) {
+		if (have > off) {
+			off += platform_console_input(p, buf + off, have - off);
+			if (have > off) {
+				poll(NULL, 0, CONSOLE_RETRY_MS);
+				continue;
+			}
+			have = off = 0;
 		}
 		int n = poll(&pfd, 1, -1);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || (pfd.revents & (POLLERR | POLLNVAL)))
-			break;
-		ssize_t r = read(STDIN_FILENO, buf, room < sizeof(buf) ? room : sizeof(buf));
+		if (n < 0 || (pfd.revents & (POLLERR | POLLNVAL))) {
+			eof = true;
+			continue;
+		}
+		ssize_t r = read(STDIN_FILENO, buf, sizeof(buf));
 		if (r <= 0)
-			break;
-		platform_console_input(p, buf, (size_t)r);
+			eof = true;
+		else
+			have = (size_t)r;
 	}
 	/* No more input (EOF or none): the vCPU threads decide when we end. */
 	for (;;)
@@ -206,9 +230,10 @@ int main(int argc, char **argv)
 	log_set_level((enum log_level)cfg.log_level);
 	close_inherited_fds();
 
-	if (prepare_guest(&cfg, &vm.mem, &cpu) != 0) {
+	int rc = prepare_guest(&cfg, &vm.mem, &cpu);
+	if (rc != 0) {
 		log_err("%s", err);
-		return HV_EXIT_USAGE;
+		return rc;
 	}
 	vm.nr_vcpus = cfg.vcpus;
 	vm.console_fd = STDOUT_FILENO;

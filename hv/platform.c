@@ -14,15 +14,69 @@
 #define MARKERS_LOGGED_MAX 4
 #define UNHANDLED_LOGGED_MAX 16
 
+/* Called with p->lock held: queue only, never block here. */
 static void com1_tx(void *opaque, uint8_t byte)
 {
 	struct platform *p = opaque;
-	ssize_t r;
+
+	if (p->tx_len == PLATFORM_TX_RING) {
+		p->tx_dropped++;
+		return;
+	}
+	p->tx_ring[(p->tx_head + p->tx_len) % PLATFORM_TX_RING] = byte;
+	p->tx_len++;
+}
+
+/* Takes up to max queued bytes out of the ring (under p->lock). */
+static size_t tx_take(struct platform *p, uint8_t *out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	while (n < max && p->tx_len > 0) {
+		out[n++] = p->tx_ring[p->tx_head];
+		p->tx_head = (p->tx_head + 1) % PLATFORM_TX_RING;
+		p->tx_len--;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+static void write_all(int fd, const uint8_t *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t r = write(fd, buf, len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return; /* a closed or broken console drops output */
+		buf += r;
+		len -= (size_t)r;
+	}
+}
+
+static bool tx_pending(struct platform *p)
+{
+	pthread_mutex_lock(&p->lock);
+	bool pending = p->tx_len > 0;
+	pthread_mutex_unlock(&p->lock);
+	return pending;
+}
+
+void platform_console_flush(struct platform *p)
+{
+	uint8_t chunk[4096];
 
 	do {
-		r = write(p->console_fd, &byte, 1);
-	} while (r < 0 && errno == EINTR);
-	/* A closed or broken console drops output; the guest keeps running. */
+		/* Someone else is writing: they will take our bytes too. */
+		if (pthread_mutex_trylock(&p->tx_flush) != 0)
+			return;
+		size_t n;
+		while ((n = tx_take(p, chunk, sizeof(chunk))) > 0)
+			write_all(p->console_fd, chunk, n);
+		pthread_mutex_unlock(&p->tx_flush);
+		/* Bytes queued between our last take and the unlock. */
+	} while (tx_pending(p));
 }
 
 static void com1_set_irq(void *opaque, int level)
@@ -39,6 +93,7 @@ void platform_init(struct platform *p, int vm_fd, int console_fd, bool debug_exi
 {
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->tx_flush, NULL);
 	p->vm_fd = vm_fd;
 	p->console_fd = console_fd;
 	p->debug_exit = debug_exit;
@@ -57,7 +112,12 @@ static uint32_t le_value(const uint8_t *data, unsigned int size)
 static void log_unhandled(struct platform *p, const char *what, uint64_t addr,
 			  bool is_write)
 {
-	/* Several vCPUs may get here at once: count atomically. */
+	/*
+	 * Several vCPUs may get here at once: count atomically, and stop
+	 * counting once over the bound so the counter can never wrap.
+	 */
+	if (__atomic_load_n(&p->unhandled_logged, __ATOMIC_RELAXED) >= UNHANDLED_LOGGED_MAX)
+		return;
 	unsigned int n = __atomic_fetch_add(&p->unhandled_logged, 1, __ATOMIC_RELAXED);
 	if (n >= UNHANDLED_LOGGED_MAX)
 		return;
@@ -76,7 +136,10 @@ static enum platform_action com1_access(struct platform *p, uint16_t port,
 		serial_write(&p->com1, off, data[0]);
 	else
 		data[0] = serial_read(&p->com1, off);
+	bool out = p->tx_len > 0;
 	pthread_mutex_unlock(&p->lock);
+	if (out)
+		platform_console_flush(p);
 	return PLATFORM_CONTINUE;
 }
 
@@ -185,14 +248,6 @@ size_t platform_console_input(struct platform *p, const uint8_t *buf, size_t len
 {
 	pthread_mutex_lock(&p->lock);
 	size_t n = serial_rx_push(&p->com1, buf, len);
-	pthread_mutex_unlock(&p->lock);
-	return n;
-}
-
-size_t platform_console_room(struct platform *p)
-{
-	pthread_mutex_lock(&p->lock);
-	size_t n = serial_rx_room(&p->com1);
 	pthread_mutex_unlock(&p->lock);
 	return n;
 }

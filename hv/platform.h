@@ -22,9 +22,21 @@ enum platform_action {
 	PLATFORM_DEBUG_EXIT, /* *value holds the guest's code */
 };
 
+/* Console output waiting to be written; beyond this, output is dropped. */
+#define PLATFORM_TX_RING (64 * 1024)
+
 struct platform {
 	pthread_mutex_t lock; /* serialises the UART between vCPUs and input */
 	struct serial com1;
+	/*
+	 * The UART only queues output under the lock; whoever holds tx_flush
+	 * writes it out without the lock, so a stalled console blocks one
+	 * vCPU at most, never the others or console input.
+	 */
+	pthread_mutex_t tx_flush;
+	uint8_t tx_ring[PLATFORM_TX_RING];
+	size_t tx_head, tx_len;
+	uint64_t tx_dropped;
 	int vm_fd;            /* for the UART's interrupt line; -1 in tests */
 	int console_fd;       /* where guest console output goes */
 	bool debug_exit;
@@ -48,8 +60,10 @@ enum platform_action platform_pio(struct platform *p, uint16_t port, unsigned in
 enum platform_action platform_mmio(struct platform *p, uint64_t addr, unsigned int len,
 				   bool is_write, uint8_t *data);
 
+/* Writes queued console output (called after any UART access). */
+void platform_console_flush(struct platform *p);
+
 /* Feeds console input to the UART; returns bytes accepted. */
 size_t platform_console_input(struct platform *p, const uint8_t *buf, size_t len);
-size_t platform_console_room(struct platform *p);
 
 #endif
