@@ -8,7 +8,15 @@
 
 #include <linux/kvm.h>
 
-void cpuid_patch(struct kvm_cpuid_entry2 *e, unsigned int n, unsigned int index,
-		 unsigned int vcpus);
+/* Extra entries cpuid_build may add beyond its input. */
+#define CPUID_EXTRA_ENTRIES 3
+
+/*
+ * Builds vCPU index's CPUID from KVM's supported entries into out (room
+ * for max entries); returns the count.
+ */
+unsigned int cpuid_build(const struct kvm_cpuid_entry2 *in, unsigned int n,
+			 struct kvm_cpuid_entry2 *out, unsigned int max,
+			 unsigned int index, unsigned int vcpus);
 
 #endif

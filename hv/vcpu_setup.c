@@ -47,13 +47,13 @@ struct kvm_cpuid2 *vcpu_supported_cpuid(int kvm_fd)
 static int set_cpuid(int fd, const struct kvm_cpuid2 *supported, unsigned int index,
 		     unsigned int vcpus)
 {
-	size_t sz = sizeof(struct kvm_cpuid2) + supported->nent * sizeof(struct kvm_cpuid_entry2);
-	struct kvm_cpuid2 *c = malloc(sz);
+	unsigned int max = supported->nent + CPUID_EXTRA_ENTRIES;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + max * sizeof(struct kvm_cpuid_entry2));
 
 	if (c == NULL)
 		return -1;
-	memcpy(c, supported, sz);
-	cpuid_patch(c->entries, c->nent, index, vcpus);
+	c->nent = cpuid_build(supported->entries, supported->nent, c->entries, max, index,
+			      vcpus);
 	int r = ioctl(fd, KVM_SET_CPUID2, c);
 	free(c);
 	return r;
