@@ -23,6 +23,7 @@
 #define BP_RAMDISK_SIZE 0x21c
 #define BP_HEAP_END_PTR 0x224
 #define BP_CMD_LINE_PTR 0x228
+#define BP_SETUP_DATA 0x250
 #define BP_E820_TABLE 0x2d0
 #define BP_E820_MAX 128
 #define BP_LOADER_UNDEFINED 0xff
@@ -132,6 +133,8 @@ static void write_boot_params(struct guest_mem *gm, const struct boot_image *bi,
 
 	memset(bp, 0, PAGE_SIZE);
 	memcpy(bp + BZ_HDR_START, bi->setup_header, sizeof(bi->setup_header));
+	/* We pass no setup_data; never let the image's own pointer through. */
+	wr64(bp + BP_SETUP_DATA, 0);
 	bp[BP_TYPE_OF_LOADER] = BP_LOADER_UNDEFINED;
 	bp[BP_LOADFLAGS] |= BP_CAN_USE_HEAP;
 	bp[BP_HEAP_END_PTR] = 0x00;

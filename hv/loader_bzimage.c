@@ -21,7 +21,6 @@
 #define BZ_CMDLINE_SIZE_OFF 0x238
 #define BZ_PREF_ADDRESS_OFF 0x258
 #define BZ_INIT_SIZE_OFF 0x260
-#define BZ_RELOCATABLE_OFF 0x234
 
 #define BZ_MAGIC 0x53726448U /* "HdrS" */
 #define BZ_MIN_VERSION 0x020c /* 2.12: xloadflags, 64-bit entry */
@@ -95,11 +94,12 @@ int boot_load_bzimage(const uint8_t *img, size_t len, struct guest_mem *gm,
 	uint64_t low_end = guest_mem_low_end(gm);
 
 	/*
-	 * The decompressor needs init_size bytes from where it runs; a
-	 * relocatable kernel moves itself up to pref_address first.
+	 * The decompressor needs init_size bytes from where it runs: loaded at
+	 * 1 MiB, it moves itself up to pref_address (LOAD_PHYSICAL_ADDR) first,
+	 * relocatable or not.
 	 */
 	uint64_t run_at = BOOT_KERNEL_ADDR;
-	if (img[BZ_RELOCATABLE_OFF] != 0 && pref > run_at)
+	if (pref > run_at)
 		run_at = pref;
 	if (init_size < kernel_size)
 		init_size = (uint32_t)kernel_size;

@@ -248,8 +248,9 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(v->fd, KVM_RUN, 0) != 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			vm_exit(HV_EXIT_INTERNAL, "vCPU %u: KVM_RUN: %s", v->index,
-				strerror(errno));
+			/* errno as a number: strerror may allocate, which seccomp forbids. */
+			vm_exit(HV_EXIT_INTERNAL, "vCPU %u: KVM_RUN failed, errno %d", v->index,
+				errno);
 		}
 		handle_exit(v);
 	}
