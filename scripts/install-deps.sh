@@ -5,7 +5,8 @@ set -eu
 
 PACKAGES="
 gcc make pkg-config meson ninja-build python3
-libseccomp-dev libcmocka-dev
+libseccomp-dev libcmocka-dev libssl-dev
+qemu-utils nbdkit e2fsprogs
 clang libclang-rt-14-dev
 qemu-system-x86
 busybox-static cpio gzip xz-utils zstd kmod binutils

@@ -1,0 +1,497 @@
+#include "vhost_user_blk.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "guest_mem_map.h"
+#include "log.h"
+#include "vhost_user_msg.h"
+#include "virtio_blk.h"
+#include "virtqueue.h"
+
+#define VUB_PROTOCOL_FEATURES ((1ull << VHOST_USER_PROTOCOL_F_MQ) | \
+			       (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+			       (1ull << VHOST_USER_PROTOCOL_F_CONFIG))
+
+struct vub;
+
+struct vub_queue {
+	struct vub *dev;
+	unsigned int idx;
+	uint16_t num;          /* 0: not set */
+	bool addr_set;
+	struct vhost_user_vring_addr addr;
+	uint16_t base;         /* next avail index while stopped */
+	bool started;          /* kick fd received, not stopped since */
+	bool enabled;
+	bool running;          /* thread exists */
+	int kick_fd, call_fd, err_fd, stop_fd;
+	pthread_mutex_t call_lock;
+	pthread_t thread;
+	struct vq vq;          /* owned by the thread while running */
+	struct vq_req req;
+};
+
+struct vub {
+	struct vblk blk;
+	pthread_mutex_t be_lock;
+	uint16_t num_queues;
+	uint64_t features;          /* acked by SET_FEATURES */
+	uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
+	struct gmm mem;
+	struct vub_queue q[VBLK_MAX_QUEUES];
+};
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void queue_notify(struct vub_queue *q)
+{
+	uint64_t one = 1;
+	pthread_mutex_lock(&q->call_lock);
+	if (q->call_fd >= 0 && write(q->call_fd, &one, sizeof(one)) < 0 &&
+	    errno != EAGAIN)
+		log_errno("vub: queue %u: call", q->idx);
+	pthread_mutex_unlock(&q->call_lock);
+}
+
+static void queue_process(struct vub_queue *q)
+{
+	unsigned int done = 0;
+	while (vq_pop(&q->vq, &q->req) == 1) {
+		uint32_t len = vblk_handle(&q->dev->blk, &q->req, NULL);
+		vq_push(&q->vq, q->req.head, len);
+		/* Do not let a busy guest starve its own interrupts. */
+		if (++done % 64 == 0)
+			queue_notify(q);
+	}
+	if (done % 64 != 0)
+		queue_notify(q);
+}
+
+static void *queue_thread(void *arg)
+{
+	struct vub_queue *q = arg;
+	struct pollfd p[2] = {
+		{ .fd = q->stop_fd, .events = POLLIN },
+		{ .fd = q->kick_fd, .events = POLLIN },
+	};
+
+	queue_process(q); /* requests queued before we started */
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_errno("vub: queue %u: poll", q->idx);
+			break;
+		}
+		if (p[0].revents)
+			break;
+		if (p[1].revents & (POLLERR | POLLNVAL)) {
+			log_warn("vub: queue %u: kick fd failed", q->idx);
+			break;
+		}
+		if (p[1].revents & POLLIN) {
+			uint64_t v;
+			if (read(q->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+				log_errno("vub: queue %u: kick", q->idx);
+				break;
+			}
+			queue_process(q);
+		}
+	}
+	return NULL;
+}
+
+static void queue_stop(struct vub_queue *q)
+{
+	uint64_t v = 1;
+	if (!q->running)
+		return;
+	if (write(q->stop_fd, &v, sizeof(v)) < 0)
+		log_errno("vub: queue %u: stop", q->idx);
+	pthread_join(q->thread, NULL);
+	q->running = false;
+	q->base = q->vq.last_avail;
+	log_debug("vub: queue %u stopped at %u", q->idx, q->base);
+	if (read(q->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_errno("vub: queue %u: stop", q->idx);
+}
+
+/* Start the queue's thread if everything it needs is there. */
+static int queue_try_start(struct vub_queue *q)
+{
+	struct vub *d = q->dev;
+	uint64_t desc, avail, used;
+
+	if (q->running || !q->started || !q->enabled || q->num == 0 ||
+	    !q->addr_set || q->kick_fd < 0 || d->mem.n == 0)
+		return 0;
+	if (gmm_uva_to_gpa(&d->mem, q->addr.desc, 16ull * q->num, &desc) != 0 ||
+	    gmm_uva_to_gpa(&d->mem, q->addr.avail, 4ull + 2ull * q->num, &avail) != 0 ||
+	    gmm_uva_to_gpa(&d->mem, q->addr.used, 4ull + 8ull * q->num, &used) != 0 ||
+	    vq_init(&q->vq, &d->mem, q->num,
+		    d->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC),
+		    desc, avail, used, q->base) != 0) {
+		log_warn("vub: queue %u: rings outside guest memory or misaligned",
+			 q->idx);
+		return -EFAULT;
+	}
+	int rc = pthread_create(&q->thread, NULL, queue_thread, q);
+	if (rc != 0) {
+		log_warn("vub: queue %u: pthread_create: %s", q->idx, strerror(rc));
+		return -rc;
+	}
+	q->running = true;
+	log_debug("vub: queue %u started (size %u, base %u)", q->idx, q->num, q->base);
+	return 0;
+}
+
+static void queue_reset(struct vub_queue *q)
+{
+	queue_stop(q);
+	close_fd(&q->kick_fd);
+	close_fd(&q->err_fd);
+	pthread_mutex_lock(&q->call_lock);
+	close_fd(&q->call_fd);
+	pthread_mutex_unlock(&q->call_lock);
+	q->num = 0;
+	q->addr_set = false;
+	q->base = 0;
+	q->started = false;
+	q->enabled = false;
+}
+
+static void dev_reset(struct vub *d)
+{
+	for (unsigned int i = 0; i < VBLK_MAX_QUEUES; i++)
+		queue_reset(&d->q[i]);
+	gmm_unmap(&d->mem);
+	d->features = 0;
+	d->protocol_features = 0;
+}
+
+static int set_mem_table(struct vub *d, struct vhost_user_msg *m)
+{
+	for (unsigned int i = 0; i < d->num_queues; i++)
+		queue_stop(&d->q[i]);
+	gmm_unmap(&d->mem);
+	int rc = gmm_map(&d->mem, m->payload.mem.regions, m->fds,
+			 m->payload.mem.nregions);
+	if (rc != 0)
+		return rc;
+	for (unsigned int i = 0; i < d->num_queues; i++) {
+		int r = queue_try_start(&d->q[i]);
+		if (r != 0)
+			rc = r;
+	}
+	return rc;
+}
+
+/* Take the message's fd (validated to be there unless NOFD); -1 if none. */
+static int take_fd(struct vhost_user_msg *m)
+{
+	int fd = -1;
+	if (!(m->payload.u64 & VHOST_USER_VRING_NOFD) && m->nfds == 1) {
+		fd = m->fds[0];
+		m->fds[0] = -1;
+	}
+	return fd;
+}
+
+static int get_config(struct vub *d, const struct vhost_user_msg *m,
+		      struct vhost_user_msg *r)
+{
+	uint8_t space[VHOST_USER_CONFIG_MAX] = { 0 };
+	struct virtio_blk_config cfg;
+	const struct vhost_user_config *c = &m->payload.config;
+
+	vblk_config(&d->blk, &cfg);
+	memcpy(space, &cfg, sizeof(cfg));
+	r->hdr.size = m->hdr.size;
+	r->payload.config.offset = c->offset;
+	r->payload.config.size = c->size;
+	r->payload.config.flags = c->flags;
+	memcpy(r->payload.config.payload, space + c->offset, c->size);
+	return 0;
+}
+
+/*
+ * Act on a validated message.  *reply is set (hdr.size, payload) when the
+ * request has an answer of its own.  0 or -errno.
+ */
+static int dispatch(struct vub *d, struct vhost_user_msg *m,
+		    struct vhost_user_msg *r, bool *has_reply)
+{
+	uint32_t idx = 0;
+	struct vub_queue *q = NULL;
+
+	*has_reply = false;
+	switch (m->hdr.request) {
+	case VHOST_USER_SET_VRING_NUM:
+	case VHOST_USER_SET_VRING_ADDR:
+	case VHOST_USER_SET_VRING_BASE:
+	case VHOST_USER_GET_VRING_BASE:
+	case VHOST_USER_SET_VRING_ENABLE:
+		idx = m->payload.state.index; /* also addr.index */
+		break;
+	case VHOST_USER_SET_VRING_KICK:
+	case VHOST_USER_SET_VRING_CALL:
+	case VHOST_USER_SET_VRING_ERR:
+		idx = (uint32_t)(m->payload.u64 & VHOST_USER_VRING_IDX_MASK);
+		break;
+	default:
+		break;
+	}
+	if (idx >= d->num_queues)
+		return -EINVAL;
+	q = &d->q[idx];
+
+	switch (m->hdr.request) {
+	case VHOST_USER_GET_FEATURES:
+		*has_reply = true;
+		r->hdr.size = sizeof(uint64_t);
+		r->payload.u64 = vblk_features(&d->blk) |
+				 (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+		return 0;
+	case VHOST_USER_SET_FEATURES: {
+		uint64_t offered = vblk_features(&d->blk) |
+				   (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+		if (m->payload.u64 & ~offered)
+			return -EINVAL;
+		d->features = m->payload.u64;
+		return 0;
+	}
+	case VHOST_USER_GET_PROTOCOL_FEATURES:
+		*has_reply = true;
+		r->hdr.size = sizeof(uint64_t);
+		r->payload.u64 = VUB_PROTOCOL_FEATURES;
+		return 0;
+	case VHOST_USER_SET_PROTOCOL_FEATURES:
+		if (m->payload.u64 & ~VUB_PROTOCOL_FEATURES)
+			return -EINVAL;
+		d->protocol_features = m->payload.u64;
+		return 0;
+	case VHOST_USER_GET_QUEUE_NUM:
+		*has_reply = true;
+		r->hdr.size = sizeof(uint64_t);
+		r->payload.u64 = d->num_queues;
+		return 0;
+	case VHOST_USER_SET_OWNER:
+		return 0;
+	case VHOST_USER_RESET_OWNER: {
+		uint64_t pf = d->protocol_features;
+		dev_reset(d);
+		d->protocol_features = pf;
+		return 0;
+	}
+	case VHOST_USER_SET_MEM_TABLE:
+		return set_mem_table(d, m);
+	case VHOST_USER_SET_VRING_NUM:
+		queue_stop(q);
+		q->num = (uint16_t)m->payload.state.num;
+		return queue_try_start(q);
+	case VHOST_USER_SET_VRING_ADDR:
+		queue_stop(q);
+		q->addr = m->payload.addr;
+		q->addr_set = true;
+		return queue_try_start(q);
+	case VHOST_USER_SET_VRING_BASE:
+		queue_stop(q);
+		q->base = (uint16_t)m->payload.state.num;
+		return queue_try_start(q);
+	case VHOST_USER_GET_VRING_BASE:
+		queue_stop(q);
+		q->started = false;
+		close_fd(&q->kick_fd);
+		*has_reply = true;
+		r->hdr.size = sizeof(r->payload.state);
+		r->payload.state.index = idx;
+		r->payload.state.num = q->base;
+		return 0;
+	case VHOST_USER_SET_VRING_KICK:
+		queue_stop(q);
+		close_fd(&q->kick_fd);
+		q->kick_fd = take_fd(m);
+		if (q->kick_fd < 0)
+			return -ENOTSUP; /* polling mode */
+		q->started = true;
+		if (!(d->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
+			q->enabled = true;
+		return queue_try_start(q);
+	case VHOST_USER_SET_VRING_CALL:
+		pthread_mutex_lock(&q->call_lock);
+		close_fd(&q->call_fd);
+		q->call_fd = take_fd(m);
+		pthread_mutex_unlock(&q->call_lock);
+		return 0;
+	case VHOST_USER_SET_VRING_ERR:
+		close_fd(&q->err_fd);
+		q->err_fd = take_fd(m);
+		return 0;
+	case VHOST_USER_SET_VRING_ENABLE:
+		q->enabled = m->payload.state.num == 1;
+		if (!q->enabled) {
+			queue_stop(q);
+			return 0;
+		}
+		return queue_try_start(q);
+	case VHOST_USER_GET_CONFIG:
+		*has_reply = true;
+		return get_config(d, m, r);
+	case VHOST_USER_SET_CONFIG:
+		log_debug("vub: SET_CONFIG ignored (nothing writable)");
+		return 0;
+	default:
+		return -ENOTSUP;
+	}
+}
+
+/* Serve one connection until it ends; the device is reset afterwards. */
+static int serve_conn(struct vub *d, int sock)
+{
+	int rc;
+	for (;;) {
+		struct vhost_user_msg m, r;
+		bool has_reply;
+
+		rc = vhost_user_recv(sock, &m);
+		if (rc == -ECONNRESET) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0) {
+			log_warn("vub: receive: %s", strerror(-rc));
+			rc = -EPROTO;
+			break;
+		}
+		const char *name = vhost_user_request_name(m.hdr.request);
+		rc = vhost_user_msg_validate(&m);
+		if (rc != 0) {
+			log_warn("vub: malformed %s (request %u, size %u, %u fds)",
+				 name, m.hdr.request, m.hdr.size, m.nfds);
+			vhost_user_msg_close_fds(&m);
+			rc = -EPROTO;
+			break;
+		}
+		vhost_user_msg_init(&r, m.hdr.request, 0);
+		rc = dispatch(d, &m, &r, &has_reply);
+		vhost_user_msg_close_fds(&m);
+		bool ack = !has_reply && (m.hdr.flags & VHOST_USER_FLAG_NEED_REPLY) &&
+			   (d->protocol_features &
+			    (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK));
+		if (ack) {
+			r.hdr.size = sizeof(uint64_t);
+			r.payload.u64 = rc != 0;
+		}
+		if (rc != 0)
+			log_warn("vub: %s failed: %s", name, strerror(-rc));
+		if (has_reply || ack) {
+			r.hdr.flags |= VHOST_USER_FLAG_REPLY;
+			int s = vhost_user_send(sock, &r);
+			if (s != 0) {
+				log_warn("vub: send %s reply: %s", name, strerror(-s));
+				rc = s;
+				break;
+			}
+		}
+		if (rc != 0 && !ack) {
+			rc = -EPROTO;
+			break;
+		}
+		rc = 0;
+	}
+	/* The front end sees the end at once, even before the fd is closed. */
+	shutdown(sock, SHUT_RDWR);
+	dev_reset(d);
+	return rc;
+}
+
+static struct vub *vub_create(struct blk_backend *be, const struct vub_options *opts)
+{
+	struct vub *d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return NULL;
+	d->num_queues = opts->num_queues ? opts->num_queues : 1;
+	pthread_mutex_init(&d->be_lock, NULL);
+	for (unsigned int i = 0; i < VBLK_MAX_QUEUES; i++) {
+		struct vub_queue *q = &d->q[i];
+		q->dev = d;
+		q->idx = i;
+		q->kick_fd = q->call_fd = q->err_fd = -1;
+		pthread_mutex_init(&q->call_lock, NULL);
+		q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	}
+	return d;
+}
+
+static void vub_destroy(struct vub *d)
+{
+	dev_reset(d);
+	for (unsigned int i = 0; i < VBLK_MAX_QUEUES; i++) {
+		close_fd(&d->q[i].stop_fd);
+		pthread_mutex_destroy(&d->q[i].call_lock);
+	}
+	pthread_mutex_destroy(&d->be_lock);
+	free(d);
+}
+
+int vub_serve(int fd, struct blk_backend *backend, const struct vub_options *opts)
+{
+	static const struct vub_options defaults = { .num_queues = 1 };
+	int listening = 0;
+	socklen_t len = sizeof(listening);
+	int rc;
+
+	if (opts == NULL)
+		opts = &defaults;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0)
+		return -errno;
+	struct vub *d = vub_create(backend, opts);
+	if (d == NULL)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < VBLK_MAX_QUEUES; i++) {
+		if (d->q[i].stop_fd < 0) {
+			rc = -EMFILE;
+			goto out;
+		}
+	}
+	rc = vblk_init(&d->blk, backend, d->num_queues, opts->serial,
+		       opts->serialize_backend ? &d->be_lock : NULL);
+	if (rc != 0)
+		goto out;
+	if (!listening) {
+		rc = serve_conn(d, fd);
+		goto out;
+	}
+	for (;;) {
+		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			rc = -errno;
+			log_errno("vub: accept");
+			break;
+		}
+		log_info("vub: front end connected");
+		rc = serve_conn(d, c);
+		close(c);
+		log_info("vub: front end disconnected%s",
+			 rc != 0 ? " (protocol error)" : "");
+		if (opts->once)
+			break;
+	}
+out:
+	vub_destroy(d);
+	return rc;
+}

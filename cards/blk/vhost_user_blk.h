@@ -1,0 +1,56 @@
+/*
+ * vhost-user-blk back end: serves one front end (QEMU vhost-user-blk-pci, or
+ * flint-hv later) at a time over a unix stream socket and runs the guest's
+ * virtio-blk queues on a blk_backend.
+ *
+ * Protocol: GET/SET_FEATURES, GET/SET_PROTOCOL_FEATURES (MQ, REPLY_ACK,
+ * CONFIG), GET_QUEUE_NUM, SET_OWNER, RESET_OWNER, SET_MEM_TABLE,
+ * SET_VRING_NUM/ADDR/BASE/KICK/CALL/ERR, GET_VRING_BASE (stops the ring),
+ * SET_VRING_ENABLE, GET_CONFIG, SET_CONFIG (accepted and ignored: no field is
+ * writable).  Every message is checked by vhost_user_msg_validate() and
+ * against the device state.  A malformed message (bad size, fds, flags,
+ * unknown request) ends the connection.  A well-formed request that cannot
+ * be honoured (queue index out of range, ring address outside guest memory,
+ * polled kick) is answered with a failure ack when the front end asked for
+ * one with REPLY_ACK, else it also ends the connection.
+ *
+ * Queues: one thread per started and enabled queue, blocked in poll() on its
+ * kick eventfd; the connection's own thread handles messages and stops a
+ * queue's thread before changing that queue (or the memory table).  Calls go
+ * to the call eventfd after every batch of completed requests.  Backend ops
+ * are called from several queue threads at once unless
+ * opts->serialize_backend is set.
+ *
+ * End of a connection (EOF, error, malformed message): the socket is shut
+ * down (both directions; closing it is the caller's for a connected fd), every queue thread is
+ * stopped, guest memory unmapped, kick/call/err fds closed, negotiated state
+ * forgotten; the process is then as before the connection.
+ */
+#ifndef FLINT_CARDS_BLK_VHOST_USER_BLK_H
+#define FLINT_CARDS_BLK_VHOST_USER_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blk_backend.h"
+
+struct vub_options {
+	uint16_t num_queues;    /* 1..16; 0 means 1 */
+	const char *serial;     /* VIRTIO_BLK_T_GET_ID answer (<= 20 bytes), or NULL */
+	bool serialize_backend; /* backend not thread-safe: one call at a time */
+	bool once;              /* listening fd: return after the first connection */
+};
+
+/*
+ * Serve front ends on fd, which is either
+ *  - a listening unix stream socket: accept one connection at a time and
+ *    serve it; after it ends, accept the next (or return if opts->once);
+ *  - a connected socket: serve it until it ends.
+ * fd and the backend stay owned by the caller (neither is closed).
+ * Returns 0 after a clean disconnect, -EPROTO if the (last) front end sent a
+ * malformed or unserviceable message, another negative errno on a socket or
+ * setup error (e.g. -EINVAL for a backend vblk_init() refuses).
+ */
+int vub_serve(int fd, struct blk_backend *backend, const struct vub_options *opts);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * The virtio-blk device model (virtio 1.x, 5.2) over a blk_backend: feature
+ * set, config space and request handling.  vblk_handle() works on a popped
+ * chain only (no rings, no fds), so it is fuzzed on fake guest memory
+ * (fuzz/fuzz_virtio_blk.c).
+ *
+ * Request layout, read as two byte streams whatever the descriptor split:
+ * the device-readable stream is the 16-byte header {type, ioprio, sector}
+ * followed by OUT data or DISCARD/WRITE_ZEROES segments; the device-writable
+ * stream is IN/GET_ID data followed by the status byte, which must be the
+ * last byte of the last descriptor.  The header and each segment are copied
+ * to locals before use.  Any violation completes the request with
+ * VIRTIO_BLK_S_IOERR; unknown types, and reserved flag bits, with
+ * VIRTIO_BLK_S_UNSUPP.
+ */
+#ifndef FLINT_CARDS_BLK_VIRTIO_BLK_H
+#define FLINT_CARDS_BLK_VIRTIO_BLK_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "blk_backend.h"
+#include "virtqueue.h"
+
+/* Feature bits. */
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_MQ 12
+#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+#define VIRTIO_F_VERSION_1 32
+
+/* Request types and status. */
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+#define VIRTIO_BLK_ID_BYTES 20
+#define VIRTIO_BLK_WZ_F_UNMAP 1u
+
+#define VBLK_MAX_QUEUES 16
+#define VBLK_MAX_DISCARD_SECTORS (1u << 22) /* 2 GiB per segment */
+#define VBLK_MAX_DISCARD_SEG 16u
+
+struct virtio_blk_outhdr {
+	uint32_t type;
+	uint32_t ioprio;
+	uint64_t sector;
+};
+
+struct virtio_blk_discard_write_zeroes {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+
+/* Config space layout up to write_zeroes_may_unmap (60 bytes, little endian). */
+struct virtio_blk_config {
+	uint64_t capacity;
+	uint32_t size_max;
+	uint32_t seg_max;
+	uint16_t cylinders;
+	uint8_t heads;
+	uint8_t sectors;
+	uint32_t blk_size;
+	uint8_t physical_block_exp;
+	uint8_t alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint8_t writeback;
+	uint8_t unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
+} __attribute__((packed));
+
+struct vblk {
+	struct blk_backend *be;
+	pthread_mutex_t *be_lock;  /* NULL: backend is called concurrently */
+	uint16_t num_queues;
+	char id[VIRTIO_BLK_ID_BYTES]; /* GET_ID answer, NUL-padded */
+};
+
+/*
+ * Check the backend (block size 512 or 4096, size a non-zero multiple) and
+ * fill dev.  serial may be NULL; longer than 20 bytes is truncated.
+ * be_lock, if not NULL, serialises every backend call.  0 or -EINVAL.
+ */
+int vblk_init(struct vblk *dev, struct blk_backend *be, uint16_t num_queues,
+	      const char *serial, pthread_mutex_t *be_lock);
+
+/* Features offered (discard/write-zeroes only if the backend has them). */
+uint64_t vblk_features(const struct vblk *dev);
+
+/* The config space, little endian. */
+void vblk_config(const struct vblk *dev, struct virtio_blk_config *cfg);
+
+/*
+ * Serve one popped chain: do the I/O, write the status byte when there is a
+ * writable one, and return the used length (bytes written to the chain) for
+ * vq_push().  *status (may be NULL) receives the status for tests.
+ */
+uint32_t vblk_handle(const struct vblk *dev, const struct vq_req *req,
+		     uint8_t *status);
+
+#endif

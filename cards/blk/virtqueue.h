@@ -1,0 +1,110 @@
+/*
+ * Split virtqueue (virtio 1.x, 2.7), device side.  The rings live in guest
+ * memory the guest keeps writing to, so:
+ *  - ring indices are masked; an avail index more than `num` ahead breaks
+ *    the queue (vq->broken) instead of being trusted;
+ *  - a chain is walked at most `num` descriptors (loop detection), at most
+ *    VQ_MAX_SEGS in total, each descriptor copied to a local once;
+ *  - every buffer is translated with gmm_ptr() over its whole length;
+ *  - device-readable descriptors must all precede device-writable ones;
+ *  - VIRTQ_DESC_F_INDIRECT (when negotiated) only on the head, without NEXT,
+ *    with a table of 1..VQ_MAX_SEGS entries; no nesting.
+ * A malformed chain still comes back from vq_pop() (req->bad set, with the
+ * segments validated so far, and req->status if the chain has a writable
+ * end) so that the device can complete it with an error status; a chain
+ * without an end (loop, next index out of range) is completed with length 0
+ * and no status.  Only a head index >= num cannot be completed: it is
+ * consumed and dropped (pushing it would make the driver mark the ring
+ * broken anyway).
+ *
+ * VIRTIO_RING_F_EVENT_IDX is not supported: the device never suppresses
+ * kicks and notifies after every batch it completed.  Packed rings are not
+ * supported.
+ */
+#ifndef FLINT_CARDS_BLK_VIRTQUEUE_H
+#define FLINT_CARDS_BLK_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest_mem_map.h"
+
+#define VQ_MAX_SIZE 32768u
+#define VQ_MAX_SEGS 256u
+
+#define VIRTQ_DESC_F_NEXT 1u
+#define VIRTQ_DESC_F_WRITE 2u
+#define VIRTQ_DESC_F_INDIRECT 4u
+
+#define VIRTIO_RING_F_INDIRECT_DESC 28
+#define VIRTIO_RING_F_EVENT_IDX 29
+
+struct virtq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct virtq_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[];
+};
+
+struct virtq_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct virtq_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct virtq_used_elem ring[];
+};
+
+struct vq_seg {
+	uint8_t *ptr;   /* host address of the whole buffer */
+	uint32_t len;
+};
+
+struct vq_req {
+	uint16_t head;
+	bool bad;             /* malformed chain: complete with an error */
+	/* Last byte of the chain's final descriptor if that one is
+	 * device-writable and inside guest memory (even in a bad chain, so
+	 * that an error status can still be returned), else NULL. */
+	uint8_t *status;
+	unsigned int nout;    /* device-readable segments, seg[0..nout) */
+	unsigned int nin;     /* device-writable, seg[nout..nout+nin) */
+	struct vq_seg seg[VQ_MAX_SEGS];
+};
+
+struct vq {
+	const struct gmm *mem;
+	uint16_t num;         /* power of two, 1..VQ_MAX_SIZE */
+	bool indirect;        /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	bool broken;          /* guest corrupted the avail index */
+	uint16_t last_avail;
+	uint16_t used_idx;
+	const struct virtq_desc *desc;
+	struct virtq_avail *avail;
+	struct virtq_used *used;
+};
+
+/*
+ * Translate the three rings (guest-physical addresses) and check their
+ * alignment and size.  `base` is the next avail index to process.  0 or
+ * -EINVAL / -EFAULT.
+ */
+int vq_init(struct vq *q, const struct gmm *mem, uint16_t num, bool indirect,
+	    uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa,
+	    uint16_t base);
+
+/* 1: *req filled (check req->bad); 0: nothing to do (or broken). */
+int vq_pop(struct vq *q, struct vq_req *req);
+
+/* Return a chain to the driver with `len` bytes written into it. */
+void vq_push(struct vq *q, uint16_t head, uint32_t len);
+
+#endif

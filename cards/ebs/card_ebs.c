@@ -1,0 +1,202 @@
+/*
+ * flint-card-ebs: one remote, encrypted block volume for one guest.
+ *
+ * The guest's virtio-blk rings are served here directly over vhost-user
+ * (the VMM only sets them up); every sector is encrypted with AES-256-XTS
+ * before it leaves this process (EBS-3) for the storage server, reached over
+ * NBD (EBS-2).  The 512-bit volume key arrives on an inherited fd (the
+ * control channel until KMS delivery lands), lives only in locked,
+ * non-dumpable memory, and is wiped when the volume is detached (SIGTERM)
+ * (EBS-6).
+ *
+ * Start-up order: parse, lock memory, read the key, connect to storage,
+ * listen, enter the jail, then serve.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blk_xts.h"
+#include "card_sandbox.h"
+#include "card_serve.h"
+#include "key_mem.h"
+#include "log.h"
+#include "nbd_client.h"
+
+struct ebs_config {
+	const char *socket_path;
+	const char *endpoint;
+	const char *export_name;
+	const char *serial;
+	int key_fd;
+	uint32_t sector;
+	uint16_t queues;
+	uint32_t retry_ms;
+};
+
+static void usage(void)
+{
+	printf("usage: flint-card-ebs --socket PATH --nbd ENDPOINT --key-fd N [options]\n"
+	       "  --socket PATH        vhost-user socket the VMM connects to\n"
+	       "  --nbd ENDPOINT       storage server: unix:/path, /path or 127.0.0.1:port\n"
+	       "  --export NAME        NBD export name (default: the default export)\n"
+	       "  --key-fd N           fd carrying the 64-byte AES-256-XTS volume key\n"
+	       "  --sector-size N      512 or 4096 (default 4096): encryption unit and block size\n"
+	       "  --queues N           virtqueues, 1..16 (default 1)\n"
+	       "  --serial ID          answer to VIRTIO_BLK_T_GET_ID (at most 20 bytes)\n"
+	       "  --retry-timeout-ms N how long storage outages are retried (default 30000)\n");
+}
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct ebs_config *c)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "nbd", required_argument, NULL, 'n' },
+		{ "export", required_argument, NULL, 'e' },
+		{ "key-fd", required_argument, NULL, 'k' },
+		{ "sector-size", required_argument, NULL, 'b' },
+		{ "queues", required_argument, NULL, 'q' },
+		{ "serial", required_argument, NULL, 'i' },
+		{ "retry-timeout-ms", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long v;
+	int o;
+
+	*c = (struct ebs_config){ .key_fd = -1, .sector = 4096, .queues = 1, .retry_ms = 30000 };
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 's': c->socket_path = optarg; break;
+		case 'n': c->endpoint = optarg; break;
+		case 'e': c->export_name = optarg; break;
+		case 'i':
+			if (strlen(optarg) > 20)
+				goto bad;
+			c->serial = optarg;
+			break;
+		case 'k':
+			if (parse_uint(optarg, 0, 1 << 20, &v) != 0)
+				goto bad;
+			c->key_fd = (int)v;
+			break;
+		case 'b':
+			if (parse_uint(optarg, 512, 4096, &v) != 0 || (v != 512 && v != 4096))
+				goto bad;
+			c->sector = (uint32_t)v;
+			break;
+		case 'q':
+			if (parse_uint(optarg, 1, 16, &v) != 0)
+				goto bad;
+			c->queues = (uint16_t)v;
+			break;
+		case 'r':
+			if (parse_uint(optarg, 1, 3600000, &v) != 0)
+				goto bad;
+			c->retry_ms = (uint32_t)v;
+			break;
+		case 'h':
+			usage();
+			exit(0);
+		default:
+			log_err("%s: unknown option or missing value (see --help)", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc || !c->socket_path || !c->endpoint || c->key_fd < 0) {
+		log_err("--socket, --nbd and --key-fd are required (see --help)");
+		return -1;
+	}
+	return 0;
+bad:
+	log_err("%s: invalid value '%s'", argv[optind - 1], optarg);
+	return -1;
+}
+
+/* Exactly 64 bytes, then EOF or not: a short key is refused. */
+static int read_key(int fd, struct key_mem *k)
+{
+	size_t got = 0;
+	while (got < XTS_KEY_BYTES) {
+		ssize_t r = read(fd, k->page + got, XTS_KEY_BYTES - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ebs_config cfg;
+	struct key_mem key;
+	struct blk_backend store, vol;
+	char err[256];
+
+	log_init("flint-card-ebs", LOG_INFO);
+	if (parse_args(argc, argv, &cfg) != 0)
+		return 2;
+	/* Keys and key schedules never reach swap or a core file (CARD-5). */
+	if (card_lock_memory() != 0) {
+		log_errno("cannot lock memory; refusing to hold keys");
+		return 1;
+	}
+	if (key_mem_alloc(&key) != 0 || read_key(cfg.key_fd, &key) != 0) {
+		log_err("--key-fd %d: need exactly %d key bytes", cfg.key_fd, XTS_KEY_BYTES);
+		key_mem_free(&key);
+		return 2;
+	}
+	struct nbd_client_config nc = {
+		.endpoint = cfg.endpoint, .export_name = cfg.export_name,
+		.retry_timeout_ms = cfg.retry_ms,
+	};
+	if (nbd_backend_open(&store, &nc, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		key_mem_free(&key);
+		return 1;
+	}
+	int rc = blk_xts_open(&vol, &store, key.page, cfg.sector, err, sizeof(err));
+	key_mem_free(&key); /* the cipher contexts hold the only copy now */
+	if (rc != 0) {
+		log_err("%s", err);
+		store.ops->close(store.ctx);
+		return 2;
+	}
+	int lfd = card_listen_unix(cfg.socket_path, err, sizeof(err));
+	if (lfd < 0) {
+		log_err("%s", err);
+		vol.ops->close(vol.ctx);
+		return 1;
+	}
+	if (card_sandbox_enter() != 0) {
+		log_err("cannot enter the seccomp jail");
+		vol.ops->close(vol.ctx);
+		return 1;
+	}
+	log_info("serving %llu MiB volume on %s", (unsigned long long)(vol.size_bytes >> 20),
+		 cfg.socket_path);
+	struct vub_options vo = { .num_queues = cfg.queues, .serial = cfg.serial };
+	rc = card_serve_until_signal(lfd, &vol, &vo);
+	/* Detach: the XTS layer wipes its key schedules as it closes (EBS-6). */
+	vol.ops->close(vol.ctx);
+	log_info("volume detached, key wiped");
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,56 @@
+/*
+ * NBD client behind the blk_backend interface: card-ebs reaches the remote
+ * volume (EBS-2) through it.  Fixed newstyle negotiation (NBD_OPT_GO, falling
+ * back to NBD_OPT_EXPORT_NAME), simple replies.
+ *
+ * Everything the server sends is untrusted and validated.  A broken
+ * connection (EOF, reset, timeout, malformed reply) is torn down and the
+ * request is re-sent on a new connection, with backoff (50 ms doubling to
+ * 1 s), until it succeeds or retry_timeout_ms has passed since the request
+ * started; then the operation returns -EIO.  An error reply from the server
+ * (EINVAL, ENOSPC, EIO...) is a definitive answer and is returned as is.
+ *
+ * Durability across reconnects: writes, discards and write-zeroes
+ * acknowledged since the last successful flush are kept in a replay log and
+ * re-sent to the new connection before anything else, so a flush that
+ * succeeds makes every write acknowledged before it durable even if the
+ * server restarted in between.  If the log overflows replay_cap_bytes and a
+ * reconnect happens, the next flush returns -EIO once (data may be lost).
+ *
+ * Thread-safe: one mutex serializes requests (one outstanding request per
+ * backend; no pipelining yet).
+ */
+#ifndef FLINT_CARDS_EBS_NBD_CLIENT_H
+#define FLINT_CARDS_EBS_NBD_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blk_backend.h"
+
+struct nbd_client_config {
+	/* "unix:/path", "/path" (unix socket) or "IPv4:port" (TCP). */
+	const char *endpoint;
+	const char *export_name;   /* NULL or "" = the default export */
+	uint32_t retry_timeout_ms; /* 0 = 30000 */
+	uint64_t replay_cap_bytes; /* 0 = 64 MiB; UINT64_MAX = unlimited */
+};
+
+/*
+ * Connects and negotiates (retrying connection failures until
+ * retry_timeout_ms; an explicit refusal by the server fails at once) and
+ * fills *out.  discard / write_zeroes are NULL when the server does not
+ * advertise them.  Returns 0 or a negative errno with a message in err.
+ */
+int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cfg,
+		     char *err, size_t errlen);
+
+/* Counters for tests and monitoring (any thread). */
+struct nbd_client_stats {
+	uint64_t reconnects;     /* successful connections after the first */
+	uint64_t retries;        /* requests re-sent after a connection failure */
+	uint64_t proto_errors;   /* malformed / unexpected server messages */
+};
+void nbd_backend_stats(const struct blk_backend *b, struct nbd_client_stats *st);
+
+#endif

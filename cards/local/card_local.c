@@ -1,0 +1,201 @@
+/*
+ * flint-card-local: instance storage for one guest (IST-1..5).
+ *
+ * The same block card as card-ebs in its second mode: the store is a local
+ * file or device, and the AES-256-XTS key is generated here, per device, and
+ * never leaves this process (IST-3).  On release (SIGTERM: the instance
+ * stopped or terminated) the key is destroyed - crypto-erase (IST-4) - and
+ * the head and tail of the store are zeroed so the next tenant sees a clean
+ * device (IST-5).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blk_xts.h"
+#include "card_sandbox.h"
+#include "card_serve.h"
+#include "file_backend.h"
+#include "key_mem.h"
+#include "log.h"
+
+#define SCRUB_DEFAULT (1ULL << 20)
+
+struct local_config {
+	const char *socket_path;
+	const char *store_path;
+	const char *serial;
+	uint64_t size;
+	uint64_t scrub;
+	uint32_t sector;
+	uint16_t queues;
+};
+
+static void usage(void)
+{
+	printf("usage: flint-card-local --socket PATH --store FILE [options]\n"
+	       "  --socket PATH      vhost-user socket the VMM connects to\n"
+	       "  --store FILE       local file or block device backing the device\n"
+	       "  --size BYTES       create or extend the store to this size\n"
+	       "  --sector-size N    512 or 4096 (default 4096)\n"
+	       "  --queues N         virtqueues, 1..16 (default 1)\n"
+	       "  --scrub-bytes N    zeroed at each end on release (default 1 MiB)\n"
+	       "  --serial ID        answer to VIRTIO_BLK_T_GET_ID (at most 20 bytes)\n");
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct local_config *c)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "store", required_argument, NULL, 'f' },
+		{ "size", required_argument, NULL, 'z' },
+		{ "sector-size", required_argument, NULL, 'b' },
+		{ "queues", required_argument, NULL, 'q' },
+		{ "scrub-bytes", required_argument, NULL, 'x' },
+		{ "serial", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int o;
+
+	*c = (struct local_config){ .sector = 4096, .queues = 1, .scrub = SCRUB_DEFAULT };
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 's': c->socket_path = optarg; break;
+		case 'f': c->store_path = optarg; break;
+		case 'i':
+			if (strlen(optarg) > 20)
+				goto bad;
+			c->serial = optarg;
+			break;
+		case 'z':
+			if (parse_u64(optarg, 4096, 1ULL << 50, &c->size) != 0)
+				goto bad;
+			break;
+		case 'x':
+			if (parse_u64(optarg, 0, 1ULL << 40, &c->scrub) != 0)
+				goto bad;
+			break;
+		case 'b':
+			if (parse_u64(optarg, 512, 4096, &v) != 0 || (v != 512 && v != 4096))
+				goto bad;
+			c->sector = (uint32_t)v;
+			break;
+		case 'q':
+			if (parse_u64(optarg, 1, 16, &v) != 0)
+				goto bad;
+			c->queues = (uint16_t)v;
+			break;
+		case 'h':
+			usage();
+			exit(0);
+		default:
+			log_err("%s: unknown option or missing value (see --help)", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc || !c->socket_path || !c->store_path) {
+		log_err("--socket and --store are required (see --help)");
+		return -1;
+	}
+	return 0;
+bad:
+	log_err("%s: invalid value '%s'", argv[optind - 1], optarg);
+	return -1;
+}
+
+/* Opens the store under a freshly generated key; the key page is wiped after. */
+static int open_device(const struct local_config *c, struct blk_backend *vol)
+{
+	struct key_mem key;
+	struct blk_backend store;
+	char err[256];
+
+	if (key_mem_alloc(&key) != 0 || key_mem_generate(&key) != 0) {
+		log_errno("cannot create the device key");
+		key_mem_free(&key);
+		return -1;
+	}
+	if (file_backend_open(&store, c->store_path, c->size, c->sector, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		key_mem_free(&key);
+		return -1;
+	}
+	int rc = blk_xts_open(vol, &store, key.page, c->sector, err, sizeof(err));
+	key_mem_free(&key);
+	if (rc != 0) {
+		log_err("%s", err);
+		store.ops->close(store.ctx);
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct local_config cfg;
+	struct blk_backend vol;
+	char err[256];
+
+	log_init("flint-card-local", LOG_INFO);
+	if (parse_args(argc, argv, &cfg) != 0)
+		return 2;
+	if (card_lock_memory() != 0) {
+		log_errno("cannot lock memory; refusing to hold keys");
+		return 1;
+	}
+	if (open_device(&cfg, &vol) != 0)
+		return 1;
+	int lfd = card_listen_unix(cfg.socket_path, err, sizeof(err));
+	if (lfd < 0) {
+		log_err("%s", err);
+		vol.ops->close(vol.ctx);
+		return 1;
+	}
+	/*
+	 * The jail comes before any untrusted input.  Release reopens the
+	 * store by path, so this card keeps openat out of its allowlist by
+	 * opening the scrub handle now.
+	 */
+	struct blk_backend scrub;
+	if (file_backend_open(&scrub, cfg.store_path, 0, cfg.sector, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		vol.ops->close(vol.ctx);
+		return 1;
+	}
+	if (card_sandbox_enter() != 0) {
+		log_err("cannot enter the seccomp jail");
+		vol.ops->close(vol.ctx);
+		return 1;
+	}
+	log_info("serving %llu MiB instance store on %s",
+		 (unsigned long long)(vol.size_bytes >> 20), cfg.socket_path);
+	struct vub_options vo = { .num_queues = cfg.queues, .serial = cfg.serial };
+	int rc = card_serve_until_signal(lfd, &vol, &vo);
+	/* Crypto-erase first (IST-4): the key schedules are wiped on close. */
+	vol.ops->close(vol.ctx);
+	int sr = cfg.scrub ? file_backend_scrub_ends(&scrub, cfg.scrub) : 0;
+	scrub.ops->close(scrub.ctx);
+	if (sr != 0) {
+		log_err("release: scrubbing the store failed: %s", strerror(-sr));
+		return 1;
+	}
+	log_info("released: key destroyed, %llu bytes zeroed at each end",
+		 (unsigned long long)cfg.scrub);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,597 @@
+/*
+ * flint-nbd-server: Flint's remote storage server (EBS-2).  Serves one
+ * file-backed export over NBD (fixed newstyle negotiation, simple replies)
+ * on a unix socket or a TCP address, one thread per connection.
+ *
+ * It stores exactly the bytes it receives (ciphertext, in Flint's design).
+ * Everything a client sends is validated: a malformed request gets an error
+ * reply, a broken framing (bad magic, oversized payload) closes only that
+ * connection.  FLUSH and FUA mean fdatasync(2): durable.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "nbd_proto.h"
+
+#define MAX_CONNS 64
+#define HANDSHAKE_TIMEOUT_S 10
+#define MAX_OPTIONS 64
+
+struct server {
+	int fd;             /* the backing file */
+	uint64_t size;
+	uint32_t block_size;
+	const char *export_name;
+	uint16_t tflags;
+	atomic_int nconns;
+};
+
+struct conn {
+	struct server *srv;
+	int sock;
+	uint8_t *buf; /* NBD_MAX_PAYLOAD bytes */
+};
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int send_opt_reply(int sock, uint32_t opt, uint32_t type, const void *data, uint32_t len)
+{
+	uint8_t hdr[NBD_OPT_REPLY_HDR_LEN];
+	nbd_encode_opt_reply(hdr, opt, type, len);
+	if (write_full(sock, hdr, sizeof(hdr)) != 0)
+		return -1;
+	return len ? write_full(sock, data, len) : 0;
+}
+
+static int send_reply(int sock, uint32_t error, uint64_t handle)
+{
+	uint8_t r[NBD_SIMPLE_REPLY_LEN];
+	nbd_encode_simple_reply(r, error, handle);
+	return write_full(sock, r, sizeof(r));
+}
+
+/* pread/pwrite the whole range or return a negative errno. */
+static int file_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) { /* file shorter than export: reads as zeros */
+			memset(p, 0, len);
+			return 0;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int file_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int file_sync(int fd)
+{
+	return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
+/* Make [off, off+len) read as zeros: punch a hole (unless no_hole), else
+ * zero the range in place, else write zeros. */
+static int file_zero(struct conn *c, uint64_t off, uint64_t len, int no_hole)
+{
+	int fd = c->srv->fd;
+	if (len == 0)
+		return 0;
+	if (!no_hole &&
+	    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	size_t chunk = 1U << 20;
+	memset(c->buf, 0, chunk);
+	while (len > 0) {
+		size_t n = len < chunk ? (size_t)len : chunk;
+		int r = file_pwrite(fd, c->buf, n, off);
+		if (r != 0)
+			return r;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int send_export_infos(struct conn *c, uint32_t opt)
+{
+	uint8_t info[14];
+	size_t n = nbd_encode_info_export(info, c->srv->size, c->srv->tflags);
+	if (send_opt_reply(c->sock, opt, NBD_REP_INFO, info, (uint32_t)n) != 0)
+		return -1;
+	/* Always sent: the spec allows it, and clients benefit from knowing. */
+	n = nbd_encode_info_block_size(info, c->srv->block_size, c->srv->block_size, NBD_MAX_PAYLOAD);
+	return send_opt_reply(c->sock, opt, NBD_REP_INFO, info, (uint32_t)n);
+}
+
+/*
+ * Option haggling.  Returns 1 to enter transmission, 0 to close (cleanly or
+ * not).  Any framing error closes the connection.
+ */
+static int negotiate(struct conn *c)
+{
+	struct server *s = c->srv;
+	uint8_t greet[NBD_GREETING_LEN], cflags_buf[4];
+	nbd_encode_greeting(greet, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+	if (write_full(c->sock, greet, sizeof(greet)) != 0 ||
+	    read_full(c->sock, cflags_buf, sizeof(cflags_buf)) != 0)
+		return 0;
+	uint32_t cflags = nbd_get32(cflags_buf);
+	if (cflags & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
+		log_warn("client sent unknown flags 0x%x", cflags);
+		return 0;
+	}
+	int no_zeroes = (cflags & NBD_FLAG_C_NO_ZEROES) != 0;
+
+	for (int i = 0; i < MAX_OPTIONS; i++) {
+		uint8_t hdr[NBD_OPT_HDR_LEN];
+		uint8_t data[NBD_MAX_OPT_LEN];
+		uint32_t opt, len;
+		if (read_full(c->sock, hdr, sizeof(hdr)) != 0)
+			return 0;
+		int r = nbd_decode_opt_hdr(hdr, sizeof(hdr), &opt, &len);
+		if (r != 0) {
+			log_warn("bad option header (%s): closing", strerror(-r));
+			return 0;
+		}
+		if (read_full(c->sock, data, len) != 0)
+			return 0;
+		switch (opt) {
+		case NBD_OPT_EXPORT_NAME: {
+			char name[NBD_MAX_NAME_LEN + 1];
+			if (len > NBD_MAX_NAME_LEN || memchr(data, 0, len) != NULL)
+				return 0;
+			memcpy(name, data, len);
+			name[len] = '\0';
+			if (strcmp(name, s->export_name) != 0)
+				return 0; /* the only answer EXPORT_NAME allows */
+			uint8_t rep[NBD_EXPORT_NAME_REPLY_LEN + 124];
+			memset(rep, 0, sizeof(rep));
+			nbd_put64(rep, s->size);
+			nbd_put16(rep + 8, s->tflags);
+			if (write_full(c->sock, rep, no_zeroes ? NBD_EXPORT_NAME_REPLY_LEN : sizeof(rep)) != 0)
+				return 0;
+			return 1;
+		}
+		case NBD_OPT_ABORT:
+			(void)send_opt_reply(c->sock, opt, NBD_REP_ACK, NULL, 0);
+			return 0;
+		case NBD_OPT_LIST: {
+			if (len != 0) {
+				if (send_opt_reply(c->sock, opt, NBD_REP_ERR_INVALID, NULL, 0) != 0)
+					return 0;
+				break;
+			}
+			size_t nl = strlen(s->export_name);
+			uint8_t rep[4 + NBD_MAX_NAME_LEN];
+			nbd_put32(rep, (uint32_t)nl);
+			memcpy(rep + 4, s->export_name, nl);
+			if (send_opt_reply(c->sock, opt, NBD_REP_SERVER, rep, (uint32_t)(4 + nl)) != 0 ||
+			    send_opt_reply(c->sock, opt, NBD_REP_ACK, NULL, 0) != 0)
+				return 0;
+			break;
+		}
+		case NBD_OPT_INFO:
+		case NBD_OPT_GO: {
+			char name[NBD_MAX_NAME_LEN + 1];
+			int want_bs;
+			r = nbd_parse_go_payload(data, len, name, sizeof(name), &want_bs);
+			uint32_t err = 0;
+			if (r != 0)
+				err = NBD_REP_ERR_INVALID;
+			else if (strcmp(name, s->export_name) != 0)
+				err = NBD_REP_ERR_UNKNOWN;
+			if (err) {
+				if (send_opt_reply(c->sock, opt, err, NULL, 0) != 0)
+					return 0;
+				break;
+			}
+			if (send_export_infos(c, opt) != 0 ||
+			    send_opt_reply(c->sock, opt, NBD_REP_ACK, NULL, 0) != 0)
+				return 0;
+			if (opt == NBD_OPT_GO)
+				return 1;
+			break;
+		}
+		default:
+			if (send_opt_reply(c->sock, opt, NBD_REP_ERR_UNSUP, NULL, 0) != 0)
+				return 0;
+			break;
+		}
+	}
+	log_warn("too many options: closing");
+	return 0;
+}
+
+/* Transmission phase: returns when the client disconnects or misbehaves. */
+static void transmit(struct conn *c)
+{
+	struct server *s = c->srv;
+	for (;;) {
+		uint8_t hdr[NBD_REQUEST_LEN];
+		struct nbd_request rq;
+		if (read_full(c->sock, hdr, sizeof(hdr)) != 0)
+			return;
+		if (nbd_decode_request(hdr, sizeof(hdr), &rq) != 0) {
+			log_warn("bad request magic: closing connection");
+			return;
+		}
+		int r = 0;
+		int in_range = nbd_range_ok(rq.offset, rq.length, s->size) == 0;
+		if (rq.flags & ~(uint16_t)(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE))
+			r = -EINVAL;
+		switch (rq.type) {
+		case NBD_CMD_READ:
+			if (r == 0 && (rq.length > NBD_MAX_PAYLOAD || !in_range))
+				r = -EINVAL;
+			if (r == 0)
+				r = file_pread(s->fd, c->buf, rq.length, rq.offset);
+			if (r != 0) {
+				if (send_reply(c->sock, nbd_errno_to_error(r), rq.handle) != 0)
+					return;
+				break;
+			}
+			{
+				uint8_t rep[NBD_SIMPLE_REPLY_LEN];
+				nbd_encode_simple_reply(rep, 0, rq.handle);
+				if (write_full(c->sock, rep, sizeof(rep)) != 0 ||
+				    write_full(c->sock, c->buf, rq.length) != 0)
+					return;
+			}
+			break;
+		case NBD_CMD_WRITE:
+			/* The payload must be consumed to stay in sync; one larger
+			 * than the cap is a framing error. */
+			if (rq.length > NBD_MAX_PAYLOAD) {
+				log_warn("write of %" PRIu32 " bytes exceeds the cap: closing", rq.length);
+				return;
+			}
+			if (read_full(c->sock, c->buf, rq.length) != 0)
+				return;
+			if (r == 0 && !in_range)
+				r = -ENOSPC;
+			if (r == 0)
+				r = file_pwrite(s->fd, c->buf, rq.length, rq.offset);
+			if (r == 0 && (rq.flags & NBD_CMD_FLAG_FUA))
+				r = file_sync(s->fd);
+			if (send_reply(c->sock, nbd_errno_to_error(r), rq.handle) != 0)
+				return;
+			break;
+		case NBD_CMD_FLUSH:
+			if (r == 0)
+				r = file_sync(s->fd);
+			if (send_reply(c->sock, nbd_errno_to_error(r), rq.handle) != 0)
+				return;
+			break;
+		case NBD_CMD_TRIM:
+		case NBD_CMD_WRITE_ZEROES:
+			if (r == 0 && !in_range)
+				r = rq.type == NBD_CMD_WRITE_ZEROES ? -ENOSPC : -EINVAL;
+			if (r == 0)
+				r = file_zero(c, rq.offset, rq.length,
+					      rq.type == NBD_CMD_WRITE_ZEROES &&
+					      (rq.flags & NBD_CMD_FLAG_NO_HOLE));
+			if (r == 0 && (rq.flags & NBD_CMD_FLAG_FUA))
+				r = file_sync(s->fd);
+			if (send_reply(c->sock, nbd_errno_to_error(r), rq.handle) != 0)
+				return;
+			break;
+		case NBD_CMD_DISC:
+			return;
+		default:
+			if (send_reply(c->sock, NBD_EINVAL, rq.handle) != 0)
+				return;
+			break;
+		}
+	}
+}
+
+static void *conn_thread(void *arg)
+{
+	struct conn *c = arg;
+	struct timeval tv = { .tv_sec = HANDSHAKE_TIMEOUT_S };
+	(void)setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (negotiate(c)) {
+		struct timeval none = { 0 };
+		(void)setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+		c->buf = malloc(NBD_MAX_PAYLOAD);
+		if (c->buf == NULL)
+			log_err("out of memory for a connection buffer");
+		else
+			transmit(c);
+	}
+	close(c->sock);
+	atomic_fetch_sub(&c->srv->nconns, 1);
+	free(c->buf);
+	free(c);
+	return NULL;
+}
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_err("socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	(void)unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+		log_errno("listen on %s", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int listen_tcp(const char *addr)
+{
+	char host[64];
+	const char *colon = strrchr(addr, ':');
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
+		log_err("bad TCP address (want IP:PORT): %s", addr);
+		return -1;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	char *end;
+	errno = 0;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	if (errno || *end || port == 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		log_err("bad TCP address (want IP:PORT): %s", addr);
+		return -1;
+	}
+	sa.sin_port = htons((uint16_t)port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+		log_errno("listen on %s", addr);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (*s == '-' || *s == '\0')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: flint-nbd-server --file PATH [--size BYTES --create]\n"
+		"                        (--listen-unix PATH | --listen-tcp IP:PORT)\n"
+		"                        [--export NAME] [--block-size 512|4096] [--verbose]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ "size", required_argument, NULL, 's' },
+		{ "create", no_argument, NULL, 'c' },
+		{ "listen-unix", required_argument, NULL, 'u' },
+		{ "listen-tcp", required_argument, NULL, 't' },
+		{ "export", required_argument, NULL, 'e' },
+		{ "block-size", required_argument, NULL, 'b' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *file = NULL, *unix_path = NULL, *tcp = NULL;
+	uint64_t size = 0, bs = 4096;
+	int have_size = 0, create = 0;
+	struct server s = { .export_name = "" };
+
+	log_init("flint-nbd-server", LOG_INFO);
+	for (;;) {
+		int o = getopt_long(argc, argv, "", opts, NULL);
+		if (o == -1)
+			break;
+		switch (o) {
+		case 'f': file = optarg; break;
+		case 's':
+			if (parse_u64(optarg, &size) != 0) {
+				log_err("bad --size: %s", optarg);
+				return 2;
+			}
+			have_size = 1;
+			break;
+		case 'c': create = 1; break;
+		case 'u': unix_path = optarg; break;
+		case 't': tcp = optarg; break;
+		case 'e': s.export_name = optarg; break;
+		case 'b':
+			if (parse_u64(optarg, &bs) != 0 || (bs != 512 && bs != 4096)) {
+				log_err("bad --block-size (512 or 4096): %s", optarg);
+				return 2;
+			}
+			break;
+		case 'v': log_set_level(LOG_DEBUG); break;
+		case 'h': usage(); return 0;
+		default: usage(); return 2;
+		}
+	}
+	if (optind != argc || file == NULL || (unix_path == NULL) == (tcp == NULL) ||
+	    (create && !have_size)) {
+		usage();
+		return 2;
+	}
+	if (strlen(s.export_name) > NBD_MAX_NAME_LEN) {
+		log_err("export name too long");
+		return 2;
+	}
+	s.block_size = (uint32_t)bs;
+
+	s.fd = open(file, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+	if (s.fd < 0) {
+		log_errno("open %s", file);
+		return 1;
+	}
+	struct stat st;
+	if (fstat(s.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		log_err("%s: not a regular file", file);
+		return 1;
+	}
+	if (have_size) {
+		if (size == 0 || size % bs != 0 || size > (uint64_t)INT64_MAX) {
+			log_err("--size must be a non-zero multiple of the block size");
+			return 2;
+		}
+		if ((uint64_t)st.st_size < size) {
+			if (!create) {
+				log_err("%s is smaller than --size (use --create to grow it)", file);
+				return 1;
+			}
+			if (ftruncate(s.fd, (off_t)size) != 0) {
+				log_errno("resize %s", file);
+				return 1;
+			}
+		}
+		s.size = size;
+	} else {
+		s.size = (uint64_t)st.st_size / bs * bs;
+		if (s.size == 0) {
+			log_err("%s is empty (use --size and --create)", file);
+			return 1;
+		}
+	}
+	s.tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
+		   NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES;
+
+	signal(SIGPIPE, SIG_IGN);
+	int lfd = unix_path ? listen_unix(unix_path) : listen_tcp(tcp);
+	if (lfd < 0)
+		return 1;
+	log_info("serving %s (%" PRIu64 " bytes, export '%s') on %s", file, s.size,
+		 s.export_name, unix_path ? unix_path : tcp);
+
+	for (;;) {
+		int cs = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cs < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				log_errno("accept");
+				usleep(100000);
+				continue;
+			}
+			log_errno("accept");
+			return 1;
+		}
+		if (atomic_fetch_add(&s.nconns, 1) >= MAX_CONNS) {
+			atomic_fetch_sub(&s.nconns, 1);
+			log_warn("too many connections: refusing one");
+			close(cs);
+			continue;
+		}
+		if (tcp) {
+			int one = 1;
+			(void)setsockopt(cs, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		struct conn *c = calloc(1, sizeof(*c));
+		pthread_t th;
+		pthread_attr_t attr;
+		if (c == NULL) {
+			close(cs);
+			atomic_fetch_sub(&s.nconns, 1);
+			continue;
+		}
+		c->srv = &s;
+		c->sock = cs;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&th, &attr, conn_thread, c) != 0) {
+			log_warn("cannot start a connection thread");
+			close(cs);
+			free(c);
+			atomic_fetch_sub(&s.nconns, 1);
+		}
+		pthread_attr_destroy(&attr);
+	}
+}

@@ -1,0 +1,329 @@
+/*
+ * The vhost-user-blk back end driven over a socketpair by a test front end:
+ * negotiation, SET_MEM_TABLE with a memfd, two queues with kick/call
+ * eventfds, virtio-blk writes and reads built in the shared memory, a
+ * malformed request, failure acks, and malformed messages that must end
+ * the connection cleanly (vub_serve returns -EPROTO, no crash).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "blk_mem.h"
+#include "vhost_user_blk.h"
+#include "vhost_user_msg.h"
+#include "virtio_blk.h"
+#include "virtqueue.h"
+
+#define MEMSZ (1024 * 1024)
+#define UVA 0x7f0000000000ull /* the "front end's" address of guest RAM */
+#define QN 8
+#define DISK (4 * 1024 * 1024)
+
+struct server {
+	int sock;
+	struct blk_backend be;
+	struct vub_options opts;
+	int rc;
+	pthread_t thread;
+};
+
+static void *serve(void *arg)
+{
+	struct server *s = arg;
+	s->rc = vub_serve(s->sock, &s->be, &s->opts);
+	return NULL;
+}
+
+static int start(struct server *s)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	s->sock = sv[1];
+	s->opts = (struct vub_options){ .num_queues = 2, .serial = "e2e" };
+	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+	return sv[0];
+}
+
+static int stop(struct server *s, int fe)
+{
+	close(fe);
+	pthread_join(s->thread, NULL);
+	close(s->sock);
+	return s->rc;
+}
+
+static void send_msg(int fe, uint32_t req, uint32_t flags, const void *payload,
+		     uint32_t size, const int *fds, unsigned int nfds)
+{
+	struct vhost_user_msg m;
+	vhost_user_msg_init(&m, req, size);
+	m.hdr.flags |= flags;
+	if (size)
+		memcpy(&m.payload, payload, size);
+	for (unsigned int i = 0; i < nfds; i++)
+		m.fds[i] = fds[i];
+	m.nfds = nfds;
+	assert_int_equal(vhost_user_send(fe, &m), 0);
+}
+
+static void get_reply(int fe, uint32_t req, struct vhost_user_msg *r)
+{
+	assert_int_equal(vhost_user_recv(fe, r), 0);
+	assert_int_equal(vhost_user_reply_validate(r, req), 0);
+}
+
+static uint64_t get_u64(int fe, uint32_t req)
+{
+	struct vhost_user_msg r;
+	send_msg(fe, req, 0, NULL, 0, NULL, 0);
+	get_reply(fe, req, &r);
+	return r.payload.u64;
+}
+
+/* A request with NEED_REPLY; returns the ack word (0 = success). */
+static uint64_t acked(int fe, uint32_t req, const void *p, uint32_t size,
+		      const int *fds, unsigned int nfds)
+{
+	struct vhost_user_msg r;
+	send_msg(fe, req, VHOST_USER_FLAG_NEED_REPLY, p, size, fds, nfds);
+	get_reply(fe, req, &r);
+	return r.payload.u64;
+}
+
+struct ring {
+	unsigned int idx;
+	uint64_t desc, avail, used; /* guest-physical */
+	int kick, call;
+	uint16_t avail_idx;
+};
+
+struct guest {
+	uint8_t *mem;
+	struct ring q[2];
+};
+
+static void *gp(struct guest *g, uint64_t gpa)
+{
+	return g->mem + gpa;
+}
+
+static void setup_ring(int fe, struct guest *g, unsigned int i)
+{
+	struct ring *q = &g->q[i];
+	q->idx = i;
+	q->desc = 0x4000ull * i;
+	q->avail = q->desc + 0x1000;
+	q->used = q->desc + 0x2000;
+	q->kick = eventfd(0, EFD_CLOEXEC);
+	q->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct vhost_user_vring_state st = { i, QN };
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_NUM, &st, sizeof(st), NULL, 0), 0);
+	st.num = 0;
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_BASE, &st, sizeof(st), NULL, 0), 0);
+	struct vhost_user_vring_addr a = {
+		.index = i, .desc = UVA + q->desc, .avail = UVA + q->avail,
+		.used = UVA + q->used,
+	};
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+	uint64_t v = i;
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_CALL, &v, 8, &q->call, 1), 0);
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_KICK, &v, 8, &q->kick, 1), 0);
+	st.num = 1;
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0), 0);
+}
+
+/* Put a 3-descriptor request on ring i, kick, wait for the call; status. */
+static uint8_t request(struct guest *g, unsigned int i, uint32_t type,
+		       uint64_t sector, uint32_t len, bool data_writable)
+{
+	struct ring *q = &g->q[i];
+	uint64_t hdr = 0x8000 + 0x100 * i, st = 0x9000 + 0x100 * i;
+	uint64_t data = 0x10000 + 0x10000ull * i;
+	struct virtio_blk_outhdr h = { type, 0, sector };
+	memcpy(gp(g, hdr), &h, sizeof(h));
+	struct virtq_desc *d = gp(g, q->desc);
+	d[0] = (struct virtq_desc){ hdr, 16, VIRTQ_DESC_F_NEXT, 1 };
+	d[1] = (struct virtq_desc){ data, len,
+		VIRTQ_DESC_F_NEXT | (data_writable ? VIRTQ_DESC_F_WRITE : 0), 2 };
+	d[2] = (struct virtq_desc){ st, 1, VIRTQ_DESC_F_WRITE, 0 };
+	*(uint8_t *)gp(g, st) = 0xff;
+	struct virtq_avail *a = gp(g, q->avail);
+	struct virtq_used *u = gp(g, q->used);
+	uint16_t used_before = u->idx;
+	a->ring[q->avail_idx % QN] = 0;
+	__atomic_store_n(&a->idx, ++q->avail_idx, __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	assert_int_equal(write(q->kick, &one, 8), 8);
+	struct pollfd p = { .fd = q->call, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	uint64_t v;
+	assert_int_equal(read(q->call, &v, 8), 8);
+	assert_int_equal(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE),
+			 (uint16_t)(used_before + 1));
+	assert_int_equal(u->ring[used_before % QN].id, 0);
+	return *(uint8_t *)gp(g, st);
+}
+
+static void test_full_session(void **state)
+{
+	(void)state;
+	struct server s;
+	struct guest g = { 0 };
+	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
+	int fe = start(&s);
+
+	uint64_t f = get_u64(fe, VHOST_USER_GET_FEATURES);
+	assert_true(f & (1ull << VIRTIO_F_VERSION_1));
+	assert_true(f & (1ull << VHOST_USER_F_PROTOCOL_FEATURES));
+	assert_true(f & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+	assert_false(f & (1ull << VIRTIO_RING_F_EVENT_IDX));
+	uint64_t pf = get_u64(fe, VHOST_USER_GET_PROTOCOL_FEATURES);
+	assert_true(pf & (1ull << VHOST_USER_PROTOCOL_F_CONFIG));
+	send_msg(fe, VHOST_USER_SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0);
+	assert_int_equal(get_u64(fe, VHOST_USER_GET_QUEUE_NUM), 2);
+	assert_int_equal(acked(fe, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
+
+	struct vhost_user_config c = { .offset = 0, .size = 60 };
+	struct vhost_user_msg r;
+	send_msg(fe, VHOST_USER_GET_CONFIG, 0, &c, 12 + 60, NULL, 0);
+	get_reply(fe, VHOST_USER_GET_CONFIG, &r);
+	struct virtio_blk_config cfg;
+	memcpy(&cfg, r.payload.config.payload, sizeof(cfg));
+	assert_int_equal(cfg.capacity, DISK / 512);
+	assert_int_equal(cfg.num_queues, 2);
+
+	/* A feature that was not offered is refused (ack != 0). */
+	uint64_t bad = f | (1ull << VIRTIO_RING_F_EVENT_IDX);
+	assert_int_not_equal(acked(fe, VHOST_USER_SET_FEATURES, &bad, 8, NULL, 0), 0);
+	assert_int_equal(acked(fe, VHOST_USER_SET_FEATURES, &f, 8, NULL, 0), 0);
+
+	int mfd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_int_equal(ftruncate(mfd, MEMSZ), 0);
+	assert_int_equal(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	g.mem = mmap(NULL, MEMSZ, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	assert_true(g.mem != MAP_FAILED);
+	struct vhost_user_mem_table mt = {
+		.nregions = 1,
+		.regions[0] = { .guest_phys_addr = 0, .memory_size = MEMSZ,
+				.userspace_addr = UVA, .mmap_offset = 0 },
+	};
+	assert_int_equal(acked(fe, VHOST_USER_SET_MEM_TABLE, &mt, 8 + 32, &mfd, 1), 0);
+	setup_ring(fe, &g, 0);
+	setup_ring(fe, &g, 1);
+
+	/* Write on queue 0, read it back on queue 1. */
+	memset(gp(&g, 0x10000), 0x5c, 4096);
+	assert_int_equal(request(&g, 0, VIRTIO_BLK_T_OUT, 16, 4096, false), VIRTIO_BLK_S_OK);
+	assert_int_equal(blk_mem_data(&s.be)[16 * 512 + 4095], 0x5c);
+	memset(gp(&g, 0x20000), 0, 4096);
+	assert_int_equal(request(&g, 1, VIRTIO_BLK_T_IN, 16, 4096, true), VIRTIO_BLK_S_OK);
+	assert_memory_equal(gp(&g, 0x20000), gp(&g, 0x10000), 4096);
+	/* Malformed request (beyond capacity), then a good one. */
+	assert_int_equal(request(&g, 0, VIRTIO_BLK_T_IN, DISK / 512, 512, true),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(&g, 0, 0xdead, 0, 512, true), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(request(&g, 0, VIRTIO_BLK_T_IN, 16, 512, true), VIRTIO_BLK_S_OK);
+
+	/* A queue index out of range: a failure ack, the connection lives. */
+	struct vhost_user_vring_state st = { 5, QN };
+	assert_int_not_equal(acked(fe, VHOST_USER_SET_VRING_NUM, &st, sizeof(st), NULL, 0), 0);
+	assert_int_equal(get_u64(fe, VHOST_USER_GET_QUEUE_NUM), 2);
+
+	/* Stop queue 1: GET_VRING_BASE gives where it stands. */
+	st = (struct vhost_user_vring_state){ 1, 0 };
+	send_msg(fe, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
+	get_reply(fe, VHOST_USER_GET_VRING_BASE, &r);
+	assert_int_equal(r.payload.state.num, 1);
+	/* Restart it with rings outside guest memory: refused. */
+	struct vhost_user_vring_addr a = { .index = 1, .desc = UVA + MEMSZ - 16,
+					   .avail = UVA, .used = UVA + 0x2000 };
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+	uint64_t v = 1;
+	assert_int_not_equal(acked(fe, VHOST_USER_SET_VRING_KICK, &v, 8, &g.q[1].kick, 1), 0);
+	/* Queue 0 still serves. */
+	assert_int_equal(request(&g, 0, VIRTIO_BLK_T_IN, 0, 512, true), VIRTIO_BLK_S_OK);
+
+	/* A malformed message ends the connection. */
+	uint32_t four = 4;
+	send_msg(fe, VHOST_USER_SET_FEATURES, 0, &four, 4, NULL, 0);
+	assert_int_equal(vhost_user_recv(fe, &r), -ECONNRESET);
+	assert_int_equal(stop(&s, fe), -EPROTO);
+
+	for (unsigned int i = 0; i < 2; i++) {
+		close(g.q[i].kick);
+		close(g.q[i].call);
+	}
+	munmap(g.mem, MEMSZ);
+	close(mfd);
+	s.be.ops->close(s.be.ctx);
+}
+
+static void test_malformed_messages(void **state)
+{
+	(void)state;
+	struct server s;
+	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
+
+	/* An fd on a request that takes none. */
+	int fe = start(&s);
+	int ev = eventfd(0, EFD_CLOEXEC);
+	send_msg(fe, VHOST_USER_SET_OWNER, 0, NULL, 0, &ev, 1);
+	assert_int_equal(stop(&s, fe), -EPROTO);
+
+	/* An unknown request. */
+	fe = start(&s);
+	send_msg(fe, 77, 0, NULL, 0, NULL, 0);
+	assert_int_equal(stop(&s, fe), -EPROTO);
+
+	/* A header claiming a huge payload, then a truncated header. */
+	fe = start(&s);
+	struct vhost_user_hdr h = { VHOST_USER_SET_FEATURES, 1, 0x7fffffff };
+	assert_int_equal(write(fe, &h, sizeof(h)), (ssize_t)sizeof(h));
+	assert_int_equal(stop(&s, fe), -EPROTO);
+	fe = start(&s);
+	assert_int_equal(write(fe, &h, 5), 5);
+	assert_int_equal(stop(&s, fe), -EPROTO);
+
+	/* A memory table whose fd is smaller than the region, without ack. */
+	fe = start(&s);
+	int mfd = memfd_create("small", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_int_equal(ftruncate(mfd, 4096), 0);
+	assert_int_equal(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	struct vhost_user_mem_table mt = {
+		.nregions = 1,
+		.regions[0] = { 0, MEMSZ, UVA, 0 },
+	};
+	send_msg(fe, VHOST_USER_SET_MEM_TABLE, 0, &mt, 8 + 32, &mfd, 1);
+	assert_int_equal(stop(&s, fe), -EPROTO);
+
+	/* A clean session: GET_FEATURES then close. */
+	fe = start(&s);
+	assert_true(get_u64(fe, VHOST_USER_GET_FEATURES) & (1ull << VIRTIO_F_VERSION_1));
+	assert_int_equal(stop(&s, fe), 0);
+
+	close(mfd);
+	close(ev);
+	s.be.ops->close(s.be.ctx);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_session),
+		cmocka_unit_test(test_malformed_messages),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
