@@ -15,10 +15,12 @@
  * Queue threads run concurrently and an EVP context is not thread-safe:
  * each thread hashes onto one of a few slots, each with its own contexts
  * and bounce buffer.  Ciphertext never touches guest memory, and guest
- * memory is read once per write (no re-reading shared data).
+ * memory is read once per write (no re-reading shared data).  The bounce
+ * buffer is small enough to stay in cache (256 KiB measured 0.86-0.88 of
+ * `openssl speed`, 1 MiB 0.4-0.55): larger requests go through in chunks.
  */
 #define XTS_SLOTS 8
-#define XTS_BOUNCE (1U << 20)
+#define XTS_BOUNCE (256U << 10)
 
 struct xts_slot {
 	pthread_mutex_t lock;
