@@ -34,6 +34,11 @@
 #define GAS_SPACE_IO 1
 #define GAS_ACCESS_BYTE 1
 
+/* MCFG: header, 8 reserved bytes, one 16-byte allocation per segment/bus range. */
+#define MCFG_LEN (ACPI_HDR_LEN + 8 + 16)
+/* I/O BARs, should a device ever have one, go above the platform's ports. */
+#define PCI0_IO_WINDOW_MIN 0x1000
+
 #define MADT_PCAT_COMPAT 1U
 #define MADT_LAPIC 0
 #define MADT_IOAPIC 1
@@ -123,6 +128,65 @@ static void dsdt_com1(struct aml *sb)
 	aml_device(sb, "COM1", &dev);
 }
 
+static void name_int(struct aml *dev, const char *name, uint64_t v)
+{
+	struct aml obj;
+
+	aml_init(&obj);
+	aml_integer(&obj, v);
+	aml_name(dev, name, &obj);
+}
+
+/*
+ * The PCI host bridge: segment 0, bus 0 only.  Its _CRS names the config
+ * ports, an I/O window above the platform's ports and the 32-bit MMIO window
+ * the BARs live in.  There is no 64-bit window: BARs stay below 4 GiB.
+ */
+static void dsdt_pci0(struct aml *sb)
+{
+	struct aml dev, crs, obj;
+
+	aml_init(&crs);
+	aml_res_word(&crs, AML_RES_BUS, 0, 0, 0);
+	aml_res_io(&crs, FLINT_PCI_CONFIG_ADDR_PORT, FLINT_PCI_CONFIG_ADDR_PORT, 1, 8);
+	aml_res_word(&crs, AML_RES_IO, AML_RES_IO_ENTIRE, PCI0_IO_WINDOW_MIN, 0xffff);
+	aml_res_dword(&crs, AML_RES_MEMORY, AML_RES_MEM_RW, (uint32_t)FLINT_PCI_MMIO32_BASE,
+		      (uint32_t)(FLINT_PCI_MMIO32_BASE + FLINT_PCI_MMIO32_SIZE - 1));
+	aml_res_end(&crs);
+	aml_init(&dev);
+	name_int(&dev, "_HID", aml_eisa_id("PNP0A08"));
+	name_int(&dev, "_CID", aml_eisa_id("PNP0A03"));
+	name_int(&dev, "_SEG", 0);
+	name_int(&dev, "_BBN", 0);
+	name_int(&dev, "_UID", 0);
+	aml_init(&obj);
+	aml_buffer(&obj, crs.buf, crs.len);
+	if (crs.overflow)
+		obj.overflow = true;
+	aml_name(&dev, "_CRS", &obj);
+	aml_device(sb, "PCI0", &dev);
+}
+
+/*
+ * A motherboard resource (PNP0C02) covering the ECAM area: Linux only trusts
+ * MCFG when the area is reserved by e820 or by such a device.
+ */
+static void dsdt_ecam_reservation(struct aml *sb)
+{
+	struct aml dev, crs, obj;
+
+	aml_init(&crs);
+	aml_res_mem32_fixed(&crs, (uint32_t)FLINT_PCI_ECAM_BASE, (uint32_t)FLINT_PCI_ECAM_SIZE);
+	aml_res_end(&crs);
+	aml_init(&dev);
+	name_int(&dev, "_HID", aml_eisa_id("PNP0C02"));
+	name_int(&dev, "_UID", 1);
+	aml_init(&obj);
+	aml_buffer(&obj, crs.buf, crs.len);
+	aml_name(&dev, "_CRS", &obj);
+	aml_device(sb, "MRES", &dev);
+}
+
 static uint32_t build_dsdt(uint8_t *t, size_t room)
 {
 	struct aml body, sb;
@@ -131,6 +195,8 @@ static uint32_t build_dsdt(uint8_t *t, size_t room)
 	dsdt_s5(&body);
 	aml_init(&sb);
 	dsdt_com1(&sb);
+	dsdt_pci0(&sb);
+	dsdt_ecam_reservation(&sb);
 	aml_scope(&body, "\\_SB_", &sb);
 	if (body.overflow || ACPI_HDR_LEN + body.len > room)
 		return 0;
@@ -187,6 +253,19 @@ static uint32_t build_madt(uint8_t *t, unsigned int vcpus)
 	return len;
 }
 
+static uint32_t build_mcfg(uint8_t *t)
+{
+	uint8_t *e = t + ACPI_HDR_LEN + 8;
+
+	header(t, "MCFG", MCFG_LEN, 1);
+	put64(e, FLINT_PCI_ECAM_BASE);
+	put16(e + 8, 0);  /* segment */
+	e[10] = 0;        /* start bus */
+	e[11] = (uint8_t)((FLINT_PCI_ECAM_SIZE >> 20) - 1); /* end bus */
+	finish(t, MCFG_LEN);
+	return MCFG_LEN;
+}
+
 static uint32_t build_xsdt(uint8_t *t, const uint64_t *tables, unsigned int n)
 {
 	uint32_t len = ACPI_HDR_LEN + 8 * n;
@@ -237,9 +316,11 @@ int acpi_build(struct guest_mem *gm, unsigned int vcpus, char *err, size_t errle
 	off = align16(off + build_fadt(base + off, dsdt));
 	uint64_t madt = BOOT_ACPI_START + off;
 	off = align16(off + build_madt(base + off, vcpus));
-	uint64_t tables[] = { fadt, madt };
+	uint64_t mcfg = BOOT_ACPI_START + off;
+	off = align16(off + build_mcfg(base + off));
+	uint64_t tables[] = { fadt, madt, mcfg };
 	uint64_t xsdt = BOOT_ACPI_START + off;
-	build_xsdt(base + off, tables, 2);
+	build_xsdt(base + off, tables, sizeof(tables) / sizeof(tables[0]));
 	build_rsdp(base + (FLINT_ACPI_RSDP_ADDR - BOOT_ACPI_START), xsdt);
 	return 0;
 }

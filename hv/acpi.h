@@ -1,7 +1,9 @@
 /*
  * ACPI tables for a hardware-reduced platform: RSDP, XSDT, FADT (sleep and
- * reset registers), DSDT (\_S5_) and MADT (one Local APIC per vCPU, the
- * I/O APIC).  This is how a Linux guest finds its CPUs and powers off.
+ * reset registers), DSDT (\_S5_, COM1, the PCI host bridge and its ECAM
+ * reservation), MADT (one Local APIC per vCPU, the I/O APIC) and MCFG.
+ * This is how a Linux guest finds its CPUs, console and PCI bus, and how it
+ * powers off.
  */
 #ifndef FLINT_HV_ACPI_H
 #define FLINT_HV_ACPI_H

@@ -154,3 +154,74 @@ uint32_t aml_eisa_id(const char id[7])
 	return ((vendor >> 8) & 0xff) | ((vendor & 0xff) << 8) |
 	       (((product >> 8) & 0xff) << 16) | ((product & 0xff) << 24);
 }
+
+#define RES_DWORD_TAG 0x87
+#define RES_WORD_TAG 0x88
+#define RES_MEM32_FIXED_TAG 0x86
+#define RES_IO_TAG 0x47
+#define RES_END_TAG 0x79
+/* General flags: MaxFixed | MinFixed, PosDecode, ResourceProducer. */
+#define RES_WINDOW_FLAGS 0x0c
+
+static void put_le(struct aml *a, uint64_t v, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		aml_byte(a, (uint8_t)(v >> (8 * i)));
+}
+
+/*
+ * Large address space descriptors: tag, length (bytes after it), type,
+ * general flags, type flags, then granularity, min, max, translation and
+ * length, each w bytes wide.
+ */
+static void res_addr(struct aml *a, uint8_t tag, unsigned int w, uint8_t type,
+		     uint8_t type_flags, uint64_t min, uint64_t max)
+{
+	aml_byte(a, tag);
+	put_le(a, 3 + 5 * w, 2);
+	aml_byte(a, type);
+	aml_byte(a, RES_WINDOW_FLAGS);
+	aml_byte(a, type_flags);
+	put_le(a, 0, w);             /* granularity */
+	put_le(a, min, w);
+	put_le(a, max, w);
+	put_le(a, 0, w);             /* translation offset */
+	put_le(a, max - min + 1, w); /* length */
+}
+
+void aml_res_word(struct aml *a, uint8_t type, uint8_t type_flags, uint16_t min,
+		  uint16_t max)
+{
+	res_addr(a, RES_WORD_TAG, 2, type, type_flags, min, max);
+}
+
+void aml_res_dword(struct aml *a, uint8_t type, uint8_t type_flags, uint32_t min,
+		   uint32_t max)
+{
+	res_addr(a, RES_DWORD_TAG, 4, type, type_flags, min, max);
+}
+
+void aml_res_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len)
+{
+	aml_byte(a, RES_IO_TAG);
+	aml_byte(a, 0x01); /* 16-bit decode */
+	put_le(a, min, 2);
+	put_le(a, max, 2);
+	aml_byte(a, align);
+	aml_byte(a, len);
+}
+
+void aml_res_mem32_fixed(struct aml *a, uint32_t base, uint32_t len)
+{
+	aml_byte(a, RES_MEM32_FIXED_TAG);
+	put_le(a, 9, 2);
+	aml_byte(a, 0x01); /* read/write */
+	put_le(a, base, 4);
+	put_le(a, len, 4);
+}
+
+void aml_res_end(struct aml *a)
+{
+	aml_byte(a, RES_END_TAG);
+	aml_byte(a, 0x00);
+}

@@ -35,6 +35,31 @@ void aml_buffer(struct aml *a, const uint8_t *p, size_t n);
 /* Device (NAME) { inner } and Scope (PATH) { inner } */
 void aml_device(struct aml *a, const char *name, const struct aml *inner);
 void aml_scope(struct aml *a, const char *path, const struct aml *inner);
+/*
+ * Resource descriptors for a _CRS template (ACPI 6.5, 6.4.2 and 6.4.3), written
+ * raw into a; wrap the finished template with aml_buffer().  Address space
+ * descriptors here are bridge windows: ResourceProducer, MinFixed, MaxFixed,
+ * PosDecode, granularity 0, no translation.
+ */
+#define AML_RES_MEMORY 0
+#define AML_RES_IO 1
+#define AML_RES_BUS 2
+/* Type-specific flags: memory read/write non-cacheable; I/O entire range. */
+#define AML_RES_MEM_RW 0x01
+#define AML_RES_IO_ENTIRE 0x03
+/* Word Address Space Descriptor (tag 0x88, 16 bytes). */
+void aml_res_word(struct aml *a, uint8_t type, uint8_t type_flags, uint16_t min,
+		  uint16_t max);
+/* DWord Address Space Descriptor (tag 0x87, 26 bytes). */
+void aml_res_dword(struct aml *a, uint8_t type, uint8_t type_flags, uint32_t min,
+		   uint32_t max);
+/* I/O Port Descriptor, 16-bit decode (tag 0x47, 8 bytes). */
+void aml_res_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len);
+/* Memory32Fixed, read/write (tag 0x86, 12 bytes). */
+void aml_res_mem32_fixed(struct aml *a, uint32_t base, uint32_t len);
+/* End Tag (0x79, checksum 0: "treat as correct"). */
+void aml_res_end(struct aml *a);
+
 /* EisaId ("PNP0501") as its 32-bit encoding. */
 uint32_t aml_eisa_id(const char id[7]);
 

@@ -15,7 +15,15 @@ static const int common_syscalls[] = {
 	SCMP_SYS(clock_gettime),   /* boot marker; the vDSO normally avoids it */
 };
 
-static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_IRQ_LINE };
+/*
+ * vCPU threads also serve PCI config and BAR accesses: programming an MSI-X
+ * vector rewrites the GSI routing table, and enabling a virtio queue or
+ * moving its BAR binds eventfds to a GSI (irqfd) or a notify address
+ * (ioeventfd).  All three only act on this VM.
+ */
+static const unsigned long vcpu_ioctls[] = {
+	KVM_RUN, KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD,
+};
 static const unsigned long main_ioctls[] = { KVM_IRQ_LINE };
 /* Main thread only: console input. */
 static const int main_syscalls[] = { SCMP_SYS(poll), SCMP_SYS(ppoll) };

@@ -1,7 +1,8 @@
 /*
  * flint-hv's seccomp allowlists (kill the process on anything else).  The
- * vCPU threads can only run the vCPU, raise the console interrupt, write the
- * console and log, and synchronise; the main thread can additionally read
+ * vCPU threads can only run the vCPU, raise the console interrupt, route MSIs
+ * and bind eventfds for PCI devices, write the console and log, and
+ * synchronise; the main thread can additionally read
  * console input.  No open, no socket, no exec, no mmap: after start the
  * hypervisor has no filesystem and no network (HV-4).
  */

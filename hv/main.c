@@ -246,6 +246,9 @@ int main(int argc, char **argv)
 	close(vm.kvm_fd);
 	vm.kvm_fd = -1;
 	platform_init(&vm.platform, vm.vm_fd, vm.console_fd, cfg.debug_exit, &start);
+	/* The bus (host bridge only, for now) that MCFG and the DSDT describe. */
+	pci_bus_init(&vm.pci, vm.vm_fd, NULL, NULL);
+	platform_attach_pci(&vm.platform, &vm.pci);
 	if (narrow_process() != 0) {
 		log_errno("prctl");
 		return HV_EXIT_INTERNAL;

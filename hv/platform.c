@@ -101,6 +101,11 @@ void platform_init(struct platform *p, int vm_fd, int console_fd, bool debug_exi
 	serial_init(&p->com1, com1_tx, com1_set_irq, p);
 }
 
+void platform_attach_pci(struct platform *p, struct pci_bus *bus)
+{
+	p->pci = bus;
+}
+
 static uint32_t le_value(const uint8_t *data, unsigned int size)
 {
 	uint32_t v = 0;
@@ -196,6 +201,9 @@ enum platform_action platform_pio(struct platform *p, uint16_t port, unsigned in
 		return PLATFORM_CONTINUE;
 	if (port >= FLINT_COM1_PORT && port < FLINT_COM1_PORT + 8 && size == 1)
 		return com1_access(p, port, is_write, data);
+	/* Before the power ports: 0xcf9 (reset control) sits between 0xcf8 and 0xcfc. */
+	if (p->pci != NULL && pci_pio(p->pci, port, size, is_write, data))
+		return PLATFORM_CONTINUE;
 	if (is_power_port(p, port)) {
 		if (!is_write) {
 			/* i8042 status: nothing to read, input buffer empty; others read 0. */
@@ -238,6 +246,8 @@ enum platform_action platform_mmio(struct platform *p, uint64_t addr, unsigned i
 			memset(data, 0, len);
 		return PLATFORM_CONTINUE;
 	}
+	if (p->pci != NULL && pci_mmio(p->pci, addr, len, is_write, data))
+		return PLATFORM_CONTINUE;
 	log_unhandled(p, "MMIO", addr, is_write);
 	if (!is_write)
 		memset(data, 0xff, len);

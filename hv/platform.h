@@ -1,9 +1,9 @@
 /*
  * The legacy platform devices a guest reaches with port I/O and MMIO exits:
  * the COM1 UART, the reset and power-off paths (i8042, 0xcf9, ACPI
- * hardware-reduced sleep/reset registers), the boot-time marker and, for test
- * guests only, the debug-exit port.  Everything else reads as all-ones and
- * ignores writes.
+ * hardware-reduced sleep/reset registers), the boot-time marker, for test
+ * guests only the debug-exit port, and the PCI bus (config ports, ECAM, BARs)
+ * when one is attached.  Everything else reads as all-ones and ignores writes.
  */
 #ifndef FLINT_HV_PLATFORM_H
 #define FLINT_HV_PLATFORM_H
@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "pci.h"
 #include "serial.h"
 
 enum platform_action {
@@ -43,6 +44,7 @@ struct platform {
 	struct timespec start;
 	unsigned int markers_logged;
 	unsigned int unhandled_logged;
+	struct pci_bus *pci;  /* NULL: no PCI (config ports and ECAM unassigned) */
 };
 
 void platform_init(struct platform *p, int vm_fd, int console_fd, bool debug_exit,
@@ -59,6 +61,9 @@ enum platform_action platform_pio(struct platform *p, uint16_t port, unsigned in
 /* One MMIO access of 1..8 bytes. */
 enum platform_action platform_mmio(struct platform *p, uint64_t addr, unsigned int len,
 				   bool is_write, uint8_t *data);
+
+/* Routes the PCI config ports, ECAM and BARs to bus (after platform_init). */
+void platform_attach_pci(struct platform *p, struct pci_bus *bus);
 
 /* Writes queued console output (called after any UART access). */
 void platform_console_flush(struct platform *p);

@@ -42,6 +42,10 @@ static int check_caps(int kvm_fd, unsigned int vcpus, char *err, size_t errlen)
 		{ KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR" },
 		{ KVM_CAP_PIT2, "PIT2" },
 		{ KVM_CAP_EXT_CPUID, "EXT_CPUID" },
+		/* PCI: MSI-X routes, and eventfds cards use to bypass flint-hv. */
+		{ KVM_CAP_IRQ_ROUTING, "IRQ_ROUTING" },
+		{ KVM_CAP_IRQFD, "IRQFD" },
+		{ KVM_CAP_IOEVENTFD, "IOEVENTFD" },
 	};
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, need[i].cap) <= 0) {

@@ -14,6 +14,7 @@
 #include "boot_setup.h"
 #include "config.h"
 #include "guest_mem.h"
+#include "pci.h"
 #include "platform.h"
 
 struct vcpu {
@@ -32,6 +33,7 @@ struct vm {
 	unsigned int nr_vcpus;
 	struct vcpu vcpus[HV_VCPUS_MAX];
 	struct platform platform;
+	struct pci_bus pci;
 	int console_fd;
 };
 

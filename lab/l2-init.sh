@@ -16,6 +16,15 @@ debug() {
 }
 debug start
 echo "flint-l2: cpus=$(grep -c ^processor /proc/cpuinfo)"
+# PCI: how many functions Linux enumerated, each as BDF vendor:device class,
+# and the kernel's PCI config-access and MMCONFIG lines.
+echo "flint-l2: pci devices=$(ls /sys/bus/pci/devices 2>/dev/null | wc -l)"
+for d in /sys/bus/pci/devices/*; do
+    [ -e "$d/vendor" ] || continue
+    echo "flint-l2: pci ${d##*/} $(cat "$d/vendor"):$(cat "$d/device") class $(cat "$d/class")"
+done
+dmesg | grep -iE 'PCI: (Fatal|Using configuration|MMCONFIG)|No config space access|PCI host bridge|ECAM|pci_bus 0000:00: root bus resource' |
+    sed 's/^/flint-l2: kmsg /'
 # Boot marker (FLINT_BOOT_MARKER_MMIO, FLINT_BOOT_MARKER_MAGIC in guest_abi.h).
 devmem 0xfeb00000 8 123 2>/dev/null || true
 echo "flint-l2: shell marker"

@@ -58,4 +58,20 @@
 #define FLINT_MMIO_GAP_START 0xc0000000ULL
 #define FLINT_MMIO_GAP_END 0x100000000ULL
 
+/*
+ * PCI: one host bridge (segment 0, bus 0 only) at 00:00.0, devices in slots
+ * 1..31.  Configuration space through mechanism #1 (address register 0xcf8,
+ * data 0xcfc..0xcff) and through ECAM (MCFG): 1 MiB for bus 0.  BARs live in
+ * the 32-bit window below the ECAM area, inside the MMIO hole.
+ */
+#define FLINT_PCI_CONFIG_ADDR_PORT 0xcf8
+#define FLINT_PCI_CONFIG_DATA_PORT 0xcfc
+#define FLINT_PCI_ECAM_BASE 0xe0000000ULL
+#define FLINT_PCI_ECAM_SIZE 0x100000ULL
+#define FLINT_PCI_MMIO32_BASE 0xc0000000ULL
+#define FLINT_PCI_MMIO32_SIZE 0x20000000ULL
+#define FLINT_PCI_SLOTS 32
+/* First GSI for MSI routes; 0-23 are the IOAPIC/PIC pins. */
+#define FLINT_PCI_MSI_GSI_BASE 24
+
 #endif

@@ -18,6 +18,19 @@ for kind in vmlinuz vmlinux; do
     check "$label: stderr has the flint-hv boot marker line (ms)" \
         grep -qE '^flint-hv:.*boot marker.*[0-9]+(\.[0-9]+)? ?ms' "/tmp/$label.err"
     grep -E 'boot marker' "/tmp/$label.err" | sed "s/^/# $label: /"
+    # PCI: Linux found the host bridge through MCFG/ECAM (or mechanism #1).
+    check "$label: flint-l2: pci devices=1 (the host bridge)" \
+        has_line "$label" "flint-l2: pci devices=1"
+    check "$label: host bridge 0000:00:00.0 is class 0x060000" \
+        grep -q 'flint-l2: pci 0000:00:00.0 0x1b36:0x0008 class 0x060000' "/tmp/$label.out"
+    check "$label: no 'PCI: Fatal' / 'No config space access function'" \
+        sh -c "! grep -qE 'PCI: Fatal|No config space access' /tmp/$label.out"
+    check "$label: Linux accepted MCFG (ECAM reserved as a motherboard resource)" \
+        grep -qF 'PCI: MMCONFIG at [mem 0xe0000000-0xe00fffff] reserved in ACPI motherboard resources' \
+        "/tmp/$label.out"
+    check "$label: PCI0 windows: bus 00, mem 0xc0000000-0xdfffffff" \
+        sh -c "grep -qF 'root bus resource [bus 00]' /tmp/$label.out &&
+               grep -qF 'root bus resource [mem 0xc0000000-0xdfffffff window]' /tmp/$label.out"
 done
 # The reset path a Linux guest uses (reboot=k: the i8042 pulse) ends
 # flint-hv with the reboot status, distinct from power-off.
