@@ -9,6 +9,9 @@ BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
+echo "== card-ebs encryption throughput (this host, one core)"
+sh bench/xts.sh "$BUILD"
+
 if [ -c /dev/kvm ] && [ -r /dev/kvm ]; then
 	echo "== bench on this host's /dev/kvm"
 	sh bench/lab-bench.sh "$BUILD/hv/flint-hv" "$BUILD/guest/flint-test-guest.elf" \
@@ -28,3 +31,6 @@ lab/run.sh "$BUILD/lab" lab-boot.sh --timeout 900 >"$log" 2>&1 || {
 }
 grep -E '^# (flint|qemu)-.* run [0-9]+' "$log" | tr -d '\r' || true
 tr -d '\r' <"$log" | grep -E '^(BENCH|RATIO) '
+echo "== ratios (encryption first, boot last)"
+sh bench/xts.sh "$BUILD" | grep '^RATIO'
+tr -d '\r' <"$log" | grep -E '^RATIO '
