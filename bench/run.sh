@@ -10,7 +10,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 echo "== card-ebs encryption throughput (this host, one core)"
-sh bench/xts.sh "$BUILD"
+xts=$(sh bench/xts.sh "$BUILD")
+echo "$xts"
 
 if [ -c /dev/kvm ] && [ -r /dev/kvm ]; then
 	echo "== bench on this host's /dev/kvm"
@@ -32,5 +33,5 @@ lab/run.sh "$BUILD/lab" lab-boot.sh --timeout 900 >"$log" 2>&1 || {
 grep -E '^# (flint|qemu)-.* run [0-9]+' "$log" | tr -d '\r' || true
 tr -d '\r' <"$log" | grep -E '^(BENCH|RATIO) '
 echo "== ratios (encryption first, boot last)"
-sh bench/xts.sh "$BUILD" | grep '^RATIO'
+echo "$xts" | grep '^RATIO'
 tr -d '\r' <"$log" | grep -E '^RATIO '
