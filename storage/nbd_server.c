@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "parse_num.h"
 #include "nbd_proto.h"
 
 #define MAX_CONNS 64
@@ -428,19 +429,6 @@ static int listen_tcp(const char *addr)
 	return fd;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	if (*s == '-' || *s == '\0')
-		return -1;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static void usage(void)
 {
 	fprintf(stderr,
@@ -476,7 +464,7 @@ int main(int argc, char **argv)
 		switch (o) {
 		case 'f': file = optarg; break;
 		case 's':
-			if (parse_u64(optarg, &size) != 0) {
+			if (parse_u64_range(optarg, 1, UINT64_MAX, &size) != 0) {
 				log_err("bad --size: %s", optarg);
 				return 2;
 			}
@@ -487,7 +475,7 @@ int main(int argc, char **argv)
 		case 't': tcp = optarg; break;
 		case 'e': s.export_name = optarg; break;
 		case 'b':
-			if (parse_u64(optarg, &bs) != 0 || (bs != 512 && bs != 4096)) {
+			if (parse_u64_range(optarg, 512, 4096, &bs) != 0 || (bs != 512 && bs != 4096)) {
 				log_err("bad --block-size (512 or 4096): %s", optarg);
 				return 2;
 			}

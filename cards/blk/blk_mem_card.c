@@ -17,14 +17,14 @@
 
 #include "blk_mem.h"
 #include "log.h"
+#include "parse_num.h"
 #include "vhost_user_blk.h"
 
-static int parse_u32(const char *s, unsigned long max, uint32_t *out)
+/* A number in 1..max, via the strict shared parser. */
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v == 0 || v > max)
+	uint64_t v;
+	if (parse_u64_range(s, 1, max, &v) != 0)
 		return -1;
 	*out = (uint32_t)v;
 	return 0;

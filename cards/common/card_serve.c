@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "card_sandbox.h"
 #include "log.h"
 
 struct serve_state {
@@ -120,4 +121,26 @@ int card_serve_until_signal(int listen_fd, struct blk_backend *vol,
 	}
 	pthread_join(watcher, NULL);
 	return 0;
+}
+
+int card_run(struct blk_backend *vol, const char *socket_path, const struct vub_options *opts,
+	     const char *what)
+{
+	char err[256];
+	int lfd = card_listen_unix(socket_path, err, sizeof(err));
+
+	if (lfd < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	if (card_sandbox_enter() != 0) {
+		log_err("cannot enter the seccomp jail");
+		close(lfd);
+		return -1;
+	}
+	log_info("serving %llu MiB %s on %s", (unsigned long long)(vol->size_bytes >> 20), what,
+		 socket_path);
+	int rc = card_serve_until_signal(lfd, vol, opts);
+	close(lfd);
+	return rc == 0 ? 0 : -1;
 }

@@ -22,4 +22,13 @@ int card_listen_unix(const char *path, char *err, size_t errlen);
 int card_serve_until_signal(int listen_fd, struct blk_backend *vol,
 			    const struct vub_options *opts);
 
+/*
+ * The tail every card's main shares once its volume is open: listen on
+ * socket_path, enter the jail (nothing untrusted has been read yet), serve
+ * until SIGTERM/SIGINT.  The caller still owns vol and closes it after.
+ * Returns 0 after a clean stop, -1 (with a logged reason) otherwise.
+ */
+int card_run(struct blk_backend *vol, const char *socket_path, const struct vub_options *opts,
+	     const char *what);
+
 #endif

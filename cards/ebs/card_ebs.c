@@ -20,11 +20,11 @@
 #include <unistd.h>
 
 #include "blk_xts.h"
-#include "card_sandbox.h"
 #include "card_serve.h"
 #include "key_mem.h"
 #include "log.h"
 #include "nbd_client.h"
+#include "parse_num.h"
 
 struct ebs_config {
 	const char *socket_path;
@@ -50,17 +50,6 @@ static void usage(void)
 	       "  --retry-timeout-ms N how long storage outages are retried (default 30000)\n");
 }
 
-static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct ebs_config *c)
 {
 	static const struct option opts[] = {
@@ -75,7 +64,7 @@ static int parse_args(int argc, char **argv, struct ebs_config *c)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned long v;
+	uint64_t v;
 	int o;
 
 	*c = (struct ebs_config){ .key_fd = -1, .sector = 4096, .queues = 1, .retry_ms = 30000 };
@@ -91,22 +80,22 @@ static int parse_args(int argc, char **argv, struct ebs_config *c)
 			c->serial = optarg;
 			break;
 		case 'k':
-			if (parse_uint(optarg, 0, 1 << 20, &v) != 0)
+			if (parse_u64_range(optarg, 0, 1 << 20, &v) != 0)
 				goto bad;
 			c->key_fd = (int)v;
 			break;
 		case 'b':
-			if (parse_uint(optarg, 512, 4096, &v) != 0 || (v != 512 && v != 4096))
+			if (parse_u64_range(optarg, 512, 4096, &v) != 0 || (v != 512 && v != 4096))
 				goto bad;
 			c->sector = (uint32_t)v;
 			break;
 		case 'q':
-			if (parse_uint(optarg, 1, 16, &v) != 0)
+			if (parse_u64_range(optarg, 1, 16, &v) != 0)
 				goto bad;
 			c->queues = (uint16_t)v;
 			break;
 		case 'r':
-			if (parse_uint(optarg, 1, 3600000, &v) != 0)
+			if (parse_u64_range(optarg, 1, 3600000, &v) != 0)
 				goto bad;
 			c->retry_ms = (uint32_t)v;
 			break;
@@ -180,21 +169,8 @@ int main(int argc, char **argv)
 		store.ops->close(store.ctx);
 		return 2;
 	}
-	int lfd = card_listen_unix(cfg.socket_path, err, sizeof(err));
-	if (lfd < 0) {
-		log_err("%s", err);
-		vol.ops->close(vol.ctx);
-		return 1;
-	}
-	if (card_sandbox_enter() != 0) {
-		log_err("cannot enter the seccomp jail");
-		vol.ops->close(vol.ctx);
-		return 1;
-	}
-	log_info("serving %llu MiB volume on %s", (unsigned long long)(vol.size_bytes >> 20),
-		 cfg.socket_path);
 	struct vub_options vo = { .num_queues = cfg.queues, .serial = cfg.serial };
-	rc = card_serve_until_signal(lfd, &vol, &vo);
+	rc = card_run(&vol, cfg.socket_path, &vo, "volume");
 	/* Detach: the XTS layer wipes its key schedules as it closes (EBS-6). */
 	vol.ops->close(vol.ctx);
 	log_info("volume detached, key wiped");

@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include "blk_xts.h"
-#include "card_sandbox.h"
 #include "card_serve.h"
 #include "file_backend.h"
 #include "key_mem.h"
 #include "log.h"
+#include "parse_num.h"
 
 #define SCRUB_DEFAULT (1ULL << 20)
 
@@ -44,17 +44,6 @@ static void usage(void)
 	       "  --queues N         virtqueues, 1..16 (default 1)\n"
 	       "  --scrub-bytes N    zeroed at each end on release (default 1 MiB)\n"
 	       "  --serial ID        answer to VIRTIO_BLK_T_GET_ID (at most 20 bytes)\n");
-}
-
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct local_config *c)
@@ -85,20 +74,20 @@ static int parse_args(int argc, char **argv, struct local_config *c)
 			c->serial = optarg;
 			break;
 		case 'z':
-			if (parse_u64(optarg, 4096, 1ULL << 50, &c->size) != 0)
+			if (parse_u64_range(optarg, 4096, 1ULL << 50, &c->size) != 0)
 				goto bad;
 			break;
 		case 'x':
-			if (parse_u64(optarg, 0, 1ULL << 40, &c->scrub) != 0)
+			if (parse_u64_range(optarg, 0, 1ULL << 40, &c->scrub) != 0)
 				goto bad;
 			break;
 		case 'b':
-			if (parse_u64(optarg, 512, 4096, &v) != 0 || (v != 512 && v != 4096))
+			if (parse_u64_range(optarg, 512, 4096, &v) != 0 || (v != 512 && v != 4096))
 				goto bad;
 			c->sector = (uint32_t)v;
 			break;
 		case 'q':
-			if (parse_u64(optarg, 1, 16, &v) != 0)
+			if (parse_u64_range(optarg, 1, 16, &v) != 0)
 				goto bad;
 			c->queues = (uint16_t)v;
 			break;
@@ -161,16 +150,9 @@ int main(int argc, char **argv)
 	}
 	if (open_device(&cfg, &vol) != 0)
 		return 1;
-	int lfd = card_listen_unix(cfg.socket_path, err, sizeof(err));
-	if (lfd < 0) {
-		log_err("%s", err);
-		vol.ops->close(vol.ctx);
-		return 1;
-	}
 	/*
-	 * The jail comes before any untrusted input.  Release reopens the
-	 * store by path, so this card keeps openat out of its allowlist by
-	 * opening the scrub handle now.
+	 * Release zeroes the store after the key is gone, but the jail has no
+	 * open(): the handle for that is opened now, before the jail.
 	 */
 	struct blk_backend scrub;
 	if (file_backend_open(&scrub, cfg.store_path, 0, cfg.sector, err, sizeof(err)) != 0) {
@@ -178,15 +160,8 @@ int main(int argc, char **argv)
 		vol.ops->close(vol.ctx);
 		return 1;
 	}
-	if (card_sandbox_enter() != 0) {
-		log_err("cannot enter the seccomp jail");
-		vol.ops->close(vol.ctx);
-		return 1;
-	}
-	log_info("serving %llu MiB instance store on %s",
-		 (unsigned long long)(vol.size_bytes >> 20), cfg.socket_path);
 	struct vub_options vo = { .num_queues = cfg.queues, .serial = cfg.serial };
-	int rc = card_serve_until_signal(lfd, &vol, &vo);
+	int rc = card_run(&vol, cfg.socket_path, &vo, "instance store");
 	/* Crypto-erase first (IST-4): the key schedules are wiped on close. */
 	vol.ops->close(vol.ctx);
 	int sr = cfg.scrub ? file_backend_scrub_ends(&scrub, cfg.scrub) : 0;

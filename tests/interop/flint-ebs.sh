@@ -44,19 +44,10 @@ start_card() { # start_card KEYFILE
 	card_pid=$!
 	interop_wait_socket "$work/blk.sock" "$card_pid" 20 || exit 1
 }
-passed=0; failed=0
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@"; then
-		echo "ok - $d"; passed=$((passed + 1))
-	else
-		echo "not ok - $d"; failed=$((failed + 1))
-	fi
-}
 run() { # run NAME MODE [APPEND]
 	interop_run "$1" --guest-dir "$gdir" --socket "$work/blk.sock" --mode "$2" \
 		--smp 2 --num-queues 2 ${3:+--append "$3"}
-	check "guest $1 ($2)" [ $? = 0 ]
+	interop_check "guest $1 ($2)" [ $? = 0 ]
 }
 
 head -c 64 /dev/urandom >"$work/key"
@@ -67,10 +58,10 @@ start_card "$work/key"
 
 run ext4 ext4
 manifest=$(interop_field "$work/ext4.log" manifest)
-check "ext4 run printed its manifest" [ -n "$manifest" ]
+interop_check "ext4 run printed its manifest" [ -n "$manifest" ]
 
 interop_stop "$card_pid"; card_pid=""
-check "detach wiped the key" grep -q "volume detached, key wiped" "$work/card.log"
+interop_check "detach wiped the key" grep -q "volume detached, key wiped" "$work/card.log"
 kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
 rm -f "$work/nbd.sock"
 start_server
@@ -79,9 +70,9 @@ run readback readback "interop.manifest=$manifest"
 
 pattern="FLINT-PLAINTEXT-$$-"
 run raw raw "interop.pattern=$pattern"
-check "storage never holds the plaintext pattern" \
+interop_check "storage never holds the plaintext pattern" \
 	sh -c "! grep -q -a '$pattern' '$work/vol.img'"
-check "storage never holds ext4 plaintext (file-system magic string)" \
+interop_check "storage never holds ext4 plaintext (file-system magic string)" \
 	sh -c "! grep -q -a 'lost+found' '$work/vol.img'"
 
 # 4: crash and restart the server while the guest is writing.
@@ -94,15 +85,14 @@ sleep 1
 rm -f "$work/nbd.sock"
 start_server
 wait "$guest"
-check "guest I/O survives a storage-server restart (no error seen)" [ $? = 0 ]
+interop_check "guest I/O survives a storage-server restart (no error seen)" [ $? = 0 ]
 
 # 5: another key sees noise, not the file system.
 interop_stop "$card_pid"
 start_card "$work/other-key"
 "$INTEROP_DIR/run-guest.sh" --log "$work/wrong-key.log" --guest-dir "$gdir" \
 	--socket "$work/blk.sock" --mode readback --append "interop.manifest=$manifest" >/dev/null 2>&1
-check "a card with another key cannot read the volume" [ $? = 1 ]
+interop_check "a card with another key cannot read the volume" [ $? = 1 ]
 
 echo "--- card log"; cat "$work/card.log"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+interop_summary

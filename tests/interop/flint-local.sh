@@ -25,15 +25,6 @@ card_pid=""
 cleanup() { interop_stop "$card_pid"; rm -rf "$work"; }
 trap cleanup EXIT
 
-passed=0; failed=0
-check() { # check DESCRIPTION COMMAND...
-	d=$1; shift
-	if "$@"; then
-		echo "ok - $d"; passed=$((passed + 1))
-	else
-		echo "not ok - $d"; failed=$((failed + 1))
-	fi
-}
 start_card() {
 	rm -f "$work/blk.sock"
 	"$card" --socket "$work/blk.sock" --store "$work/store.img" --size 67108864 \
@@ -47,7 +38,7 @@ release_card() {
 run() { # run NAME MODE [APPEND]
 	interop_run "$1" --guest-dir "$gdir" --socket "$work/blk.sock" --mode "$2" \
 		${3:+--append "$3"}
-	check "guest $1 ($2)" [ $? = 0 ]
+	interop_check "guest $1 ($2)" [ $? = 0 ]
 }
 zeroed() { # zeroed OFFSET_MIB: 1 MiB of the store at that offset is all zero
 	dd if="$work/store.img" bs=1M skip="$1" count=1 2>/dev/null | cmp -s - /dev/zero -n 1048576
@@ -56,25 +47,24 @@ zeroed() { # zeroed OFFSET_MIB: 1 MiB of the store at that offset is all zero
 start_card
 pattern="FLINT-LOCAL-$$-"
 run raw raw "interop.pattern=$pattern"
-check "the store never holds the plaintext pattern" \
+interop_check "the store never holds the plaintext pattern" \
 	sh -c "! grep -q -a '$pattern' '$work/store.img'"
 run ext4 ext4
 manifest=$(interop_field "$work/ext4.log" manifest)
-check "ext4 run printed its manifest" [ -n "$manifest" ]
+interop_check "ext4 run printed its manifest" [ -n "$manifest" ]
 if zeroed 0; then head_zero=yes; else head_zero=no; fi
-check "before release the store's head holds (encrypted) data" [ "$head_zero" = no ]
+interop_check "before release the store's head holds (encrypted) data" [ "$head_zero" = no ]
 
 release_card
-check "release destroyed the key" grep -q "released: key destroyed" "$work/card.log"
-check "release zeroed the first MiB" zeroed 0
-check "release zeroed the last MiB" zeroed 63
+interop_check "release destroyed the key" grep -q "released: key destroyed" "$work/card.log"
+interop_check "release zeroed the first MiB" zeroed 0
+interop_check "release zeroed the last MiB" zeroed 63
 
 start_card
 "$INTEROP_DIR/run-guest.sh" --log "$work/next-tenant.log" --guest-dir "$gdir" \
 	--socket "$work/blk.sock" --mode readback --append "interop.manifest=$manifest" >/dev/null 2>&1
-check "the next tenant cannot read data written before the release" [ $? = 1 ]
+interop_check "the next tenant cannot read data written before the release" [ $? = 1 ]
 release_card
 
 echo "--- card log"; cat "$work/card.log"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+interop_summary

@@ -70,3 +70,24 @@ interop_run() {
 interop_field() { # interop_field LOG KEY -> value of the "interop: KEY VALUE" line
 	grep -a "^interop: $2 " "$1" | tail -n 1 | tr -d '\r' | cut -d' ' -f3
 }
+
+# interop_check DESCRIPTION COMMAND...: one "ok -"/"not ok -" line per check;
+# interop_summary prints the closing "N passed, M failed" line and fails on any.
+interop_passed=0
+interop_check_failed=0
+interop_check() {
+	d=$1
+	shift
+	if "$@"; then
+		echo "ok - $d"
+		interop_passed=$((interop_passed + 1))
+	else
+		echo "not ok - $d"
+		interop_check_failed=$((interop_check_failed + 1))
+	fi
+}
+
+interop_summary() {
+	echo "$interop_passed passed, $interop_check_failed failed"
+	[ "$interop_check_failed" = 0 ]
+}
