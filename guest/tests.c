@@ -11,6 +11,10 @@ static const struct test all_tests[] = {
 	{ "mem", test_mem },
 	{ "cpuid", test_cpuid },
 	{ "smp", test_smp },
+	{ "blk", test_blk },
+	{ "blkmq", test_blkmq },
+	{ "blkbad", test_blkbad },
+	{ "blkpersist", test_blkpersist },
 	{ "triplefault", test_triplefault },
 	{ "reboot", test_reboot },
 	{ "badio", test_badio },
@@ -28,10 +32,13 @@ const struct test *test_find(const char *name, unsigned long len)
 const char *test_fail(const char *fmt, ...)
 {
 	static char reason[160];
+	char tmp[sizeof(reason)];
 	va_list ap;
 
+	/* Through tmp: an argument may be a previous reason. */
 	va_start(ap, fmt);
-	kvsnprintf(reason, sizeof(reason), fmt, ap);
+	kvsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	memcpy(reason, tmp, sizeof(reason));
 	return reason;
 }

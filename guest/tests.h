@@ -25,6 +25,11 @@ const char *test_cpl3(void);
 const char *test_mem(void);
 const char *test_cpuid(void);
 const char *test_smp(void);
+/* virtio-blk (see blk_common.h). */
+const char *test_blk(void);
+const char *test_blkmq(void);
+const char *test_blkbad(void);
+const char *test_blkpersist(void);
 /* Hostile modes: they end the VM on purpose. */
 const char *test_triplefault(void);
 const char *test_reboot(void);
