@@ -19,6 +19,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_BLK,
 };
 
 static const struct option hv_options[] = {
@@ -31,6 +32,7 @@ static const struct option hv_options[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "blk", required_argument, NULL, OPT_BLK },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -45,10 +47,15 @@ void hv_config_usage(const char *prog)
 	       "  --cpus N          vCPUs, 1..%d (default 1)\n"
 	       "  --debug-exit      decode the test debug-exit port 0xf4\n"
 	       "  --log-level L     error, warn, info or debug (default info)\n"
+	       "  --blk socket=PATH[,queues=N]\n"
+	       "                    virtio-blk served by a vhost-user back end on the unix\n"
+	       "                    socket PATH (connected at start), N queues 1..%d\n"
+	       "                    (default 1); repeatable, at most %d\n"
 	       "exit status: 0 power-off, 2 bad usage or image, 4 guest reboot,\n"
-	       "  6 triple fault, 8 internal error, odd values from debug-exit\n",
+	       "  6 triple fault, 8 internal error or failed back end,\n"
+	       "  odd values from debug-exit\n",
 	       prog, HV_CMDLINE_MAX, HV_MEM_MIN_MIB, HV_MEM_MAX_MIB,
-	       HV_MEM_DEFAULT_MIB, HV_VCPUS_MAX);
+	       HV_MEM_DEFAULT_MIB, HV_VCPUS_MAX, HV_BLK_QUEUES_MAX, HV_BLK_MAX);
 }
 
 static int parse_u64(const char *s, uint64_t *out, char **end)
@@ -125,6 +132,73 @@ static int parse_log_level(const char *s, int *out, char *err, size_t errlen)
 	return -1;
 }
 
+/*
+ * "socket=PATH[,queues=N]", keys in any order, each at most once.  PATH
+ * cannot contain a comma.
+ */
+static int parse_blk(struct hv_config *cfg, const char *arg, char *err, size_t errlen)
+{
+	struct hv_blk_config b = { .queues = 1 };
+	bool have_socket = false, have_queues = false;
+	const char *p = arg;
+
+	if (cfg->nr_blk >= HV_BLK_MAX) {
+		snprintf(err, errlen, "--blk: at most %d devices", HV_BLK_MAX);
+		return -1;
+	}
+	while (*p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (len > 7 && strncmp(p, "socket=", 7) == 0) {
+			if (have_socket) {
+				snprintf(err, errlen, "--blk %s: socket given twice", arg);
+				return -1;
+			}
+			if (len - 7 > HV_BLK_PATH_MAX) {
+				snprintf(err, errlen, "--blk: socket path of %zu bytes, at most %d",
+					 len - 7, HV_BLK_PATH_MAX);
+				return -1;
+			}
+			memcpy(b.socket_path, p + 7, len - 7);
+			b.socket_path[len - 7] = '\0';
+			have_socket = true;
+		} else if (len > 7 && strncmp(p, "queues=", 7) == 0) {
+			char num[24];
+			uint64_t v;
+			char *nend;
+			if (have_queues) {
+				snprintf(err, errlen, "--blk %s: queues given twice", arg);
+				return -1;
+			}
+			snprintf(num, sizeof(num), "%.*s", (int)(len - 7), p + 7);
+			if (len - 7 >= sizeof(num) || parse_u64(num, &v, &nend) != 0 ||
+			    *nend != '\0' || v < 1 || v > HV_BLK_QUEUES_MAX) {
+				snprintf(err, errlen, "--blk: queues=%.*s is not a number in 1..%d",
+					 (int)(len - 7 > 20 ? 20 : len - 7), p + 7,
+					 HV_BLK_QUEUES_MAX);
+				return -1;
+			}
+			b.queues = (unsigned int)v;
+			have_queues = true;
+		} else {
+			snprintf(err, errlen, "--blk: unknown or empty key '%.*s' "
+				 "(want socket=PATH[,queues=N])", (int)(len > 40 ? 40 : len), p);
+			return -1;
+		}
+		p += len;
+		if (*p == ',' && *++p == '\0') {
+			snprintf(err, errlen, "--blk %s: trailing comma", arg);
+			return -1;
+		}
+	}
+	if (!have_socket) {
+		snprintf(err, errlen, "--blk: socket=PATH is required");
+		return -1;
+	}
+	cfg->blk[cfg->nr_blk++] = b;
+	return 0;
+}
+
 static int apply_option(struct hv_config *cfg, int opt, const char *arg,
 			char *err, size_t errlen)
 {
@@ -158,6 +232,8 @@ static int apply_option(struct hv_config *cfg, int opt, const char *arg,
 	case OPT_VERSION:
 		cfg->version = true;
 		return 0;
+	case OPT_BLK:
+		return parse_blk(cfg, arg, err, errlen);
 	default:
 		snprintf(err, errlen, "unknown option (see --help)");
 		return -1;

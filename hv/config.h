@@ -11,6 +11,15 @@
 #define HV_MEM_DEFAULT_MIB 128ULL
 #define HV_VCPUS_MAX 64
 #define HV_CMDLINE_MAX 4095
+#define HV_BLK_MAX 8
+#define HV_BLK_QUEUES_MAX 16
+#define HV_BLK_PATH_MAX 107 /* sizeof(sun_path) - 1 */
+
+/* --blk socket=PATH[,queues=N]: a vhost-user-blk back end. */
+struct hv_blk_config {
+	char socket_path[HV_BLK_PATH_MAX + 1];
+	unsigned int queues;
+};
 
 struct hv_config {
 	const char *kernel_path;
@@ -19,6 +28,8 @@ struct hv_config {
 	uint64_t mem_bytes;
 	unsigned int vcpus;
 	bool debug_exit;           /* decode the test-only debug-exit port */
+	unsigned int nr_blk;
+	struct hv_blk_config blk[HV_BLK_MAX];
 	int log_level;             /* enum log_level */
 	bool help;
 	bool version;

@@ -74,13 +74,36 @@ static scmp_filter_ctx new_filter(void)
 	return ctx;
 }
 
-scmp_filter_ctx hv_seccomp_vcpu_filter(int console_fd)
+/*
+ * vhost-user control messages (queue start, feature negotiation, reset) go
+ * out on vCPU threads: sendmsg and recvmsg only on the sockets connected at
+ * set-up, and poll (bounded reply wait) on exactly one pollfd.  poll's fd
+ * lives in memory and cannot be filtered; waiting on any fd grants nothing.
+ * recvmsg is called without a control buffer, so fds a back end sends are
+ * discarded by the kernel.
+ */
+static int add_vhost_user(scmp_filter_ctx ctx, const int *socks, unsigned int n)
+{
+	if (n == 0)
+		return 0;
+	for (unsigned int i = 0; i < n; i++) {
+		if (socks[i] < 0 ||
+		    allow_arg_eq(ctx, SCMP_SYS(sendmsg), 0, (scmp_datum_t)socks[i]) != 0 ||
+		    allow_arg_eq(ctx, SCMP_SYS(recvmsg), 0, (scmp_datum_t)socks[i]) != 0)
+			return -1;
+	}
+	return allow_arg_eq(ctx, SCMP_SYS(poll), 1, 1);
+}
+
+scmp_filter_ctx hv_seccomp_vcpu_filter(int console_fd, const int *socks,
+				       unsigned int nr_socks)
 {
 	scmp_filter_ctx ctx = new_filter();
 	if (ctx == NULL)
 		return NULL;
 	if (add_common(ctx, console_fd) != 0 ||
-	    add_ioctls(ctx, vcpu_ioctls, N(vcpu_ioctls)) != 0) {
+	    add_ioctls(ctx, vcpu_ioctls, N(vcpu_ioctls)) != 0 ||
+	    add_vhost_user(ctx, socks, nr_socks) != 0) {
 		seccomp_release(ctx);
 		return NULL;
 	}
@@ -122,9 +145,9 @@ static int load(scmp_filter_ctx ctx)
 	return 0;
 }
 
-int hv_seccomp_install_vcpu(int console_fd)
+int hv_seccomp_install_vcpu(int console_fd, const int *socks, unsigned int nr_socks)
 {
-	return load(hv_seccomp_vcpu_filter(console_fd));
+	return load(hv_seccomp_vcpu_filter(console_fd, socks, nr_socks));
 }
 
 int hv_seccomp_install_main(int console_fd)
@@ -132,10 +155,11 @@ int hv_seccomp_install_main(int console_fd)
 	return load(hv_seccomp_main_filter(console_fd));
 }
 
-struct hv_seccomp_counts hv_seccomp_vcpu_counts(void)
+struct hv_seccomp_counts hv_seccomp_vcpu_counts(unsigned int nr_socks)
 {
-	/* common + write + ioctl */
-	return (struct hv_seccomp_counts){ N(common_syscalls) + 2, N(vcpu_ioctls) };
+	/* common + write + ioctl (+ sendmsg, recvmsg, poll with back ends) */
+	return (struct hv_seccomp_counts){ N(common_syscalls) + 2 + (nr_socks ? 3 : 0),
+					   N(vcpu_ioctls) };
 }
 
 struct hv_seccomp_counts hv_seccomp_main_counts(void)

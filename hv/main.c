@@ -159,6 +159,43 @@ static void close_inherited_fds(void)
 	}
 }
 
+/*
+ * Connects to and negotiates with every --blk back end.  Like reading the
+ * kernel file, this happens only at set-up: under seccomp flint-hv cannot
+ * create a socket (later the controller passes connected fds, HV-7).
+ */
+static int open_blk_devices(const struct hv_config *cfg, struct vm *vm)
+{
+	for (unsigned int i = 0; i < cfg->nr_blk; i++) {
+		const struct hv_blk_config *b = &cfg->blk[i];
+		char label[16];
+		struct vuf *f = calloc(1, sizeof(*f));
+		if (f == NULL) {
+			snprintf(err, sizeof(err), "--blk: out of memory");
+			return -1;
+		}
+		snprintf(label, sizeof(label), "blk%u", i);
+		int s = vuf_connect(b->socket_path, err, sizeof(err));
+		if (s < 0 || vuf_setup(f, s, label, b->socket_path, b->queues, &vm->mem,
+				       err, sizeof(err)) != 0) {
+			free(f);
+			return -1;
+		}
+		vm->blk[i] = f;
+		vm->blk_socks[i] = s;
+		vm->nr_blk = i + 1;
+	}
+	return 0;
+}
+
+static int attach_blk_devices(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_blk; i++)
+		if (vuf_attach(vm->blk[i], &vm->pci, err, sizeof(err)) != 0)
+			return -1;
+	return 0;
+}
+
 static int narrow_process(void)
 {
 	/* Not dumpable: no core file with guest RAM, no ptrace by the same uid. */
@@ -235,6 +272,10 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		return rc;
 	}
+	if (open_blk_devices(&cfg, &vm) != 0) {
+		log_err("%s", err);
+		return HV_EXIT_INTERNAL;
+	}
 	vm.nr_vcpus = cfg.vcpus;
 	vm.console_fd = STDOUT_FILENO;
 	if (vm_create(&vm, &cfg, err, sizeof(err)) != 0 ||
@@ -249,6 +290,11 @@ int main(int argc, char **argv)
 	/* The bus (host bridge only, for now) that MCFG and the DSDT describe. */
 	pci_bus_init(&vm.pci, vm.vm_fd, NULL, NULL);
 	platform_attach_pci(&vm.platform, &vm.pci);
+	/* virtio-blk devices served by cards; creates their eventfds. */
+	if (attach_blk_devices(&vm) != 0) {
+		log_err("%s", err);
+		return HV_EXIT_INTERNAL;
+	}
 	if (narrow_process() != 0) {
 		log_errno("prctl");
 		return HV_EXIT_INTERNAL;

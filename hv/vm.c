@@ -246,7 +246,7 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 
-	if (hv_seccomp_install_vcpu(v->vm->console_fd) != 0)
+	if (hv_seccomp_install_vcpu(v->vm->console_fd, v->vm->blk_socks, v->vm->nr_blk) != 0)
 		vm_exit(HV_EXIT_INTERNAL, "vCPU %u: cannot install seccomp filter", v->index);
 	for (;;) {
 		if (ioctl(v->fd, KVM_RUN, 0) != 0) {

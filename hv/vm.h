@@ -16,6 +16,7 @@
 #include "guest_mem.h"
 #include "pci.h"
 #include "platform.h"
+#include "vhost_user_front.h"
 
 struct vcpu {
 	struct vm *vm;
@@ -35,6 +36,10 @@ struct vm {
 	struct platform platform;
 	struct pci_bus pci;
 	int console_fd;
+	/* vhost-user-blk devices (--blk); their sockets, for the vCPU filter. */
+	unsigned int nr_blk;
+	struct vuf *blk[HV_BLK_MAX];
+	int blk_socks[HV_BLK_MAX];
 };
 
 /*

@@ -3,7 +3,14 @@
 # (AMD SVM) and runs one test script from /flint/tests.  Debian packages only.
 #
 # usage: lab/build-image.sh OUTDIR [--flint-hv PATH] [--guest PATH]
-#            [--with-qemu] [--add SRC:DEST ...] [--cache DIR] [--skip-ok]
+#            [--with-qemu] [--add SRC:DEST ...] [--add-exe SRC:DEST ...]
+#            [--cache DIR] [--skip-ok]
+#
+# --add copies a file as is; --add-exe copies an ELF executable together with
+# its shared libraries (ldd) and ELF interpreter, at the same absolute paths.
+# The L2 virtio-blk modules (virtio ... virtio_blk, dependency order in
+# /flint/l2/modules/order) are always copied to /flint/l2/modules for tests
+# that give an L2 guest a disk.
 #
 # Output: OUTDIR/l1-vmlinuz, OUTDIR/l1-initrd.cpio.gz (plus OUTDIR/.stamp).
 # --skip-ok: if the packages or tools cannot be had, write SKIP marker files
@@ -16,13 +23,14 @@ log() { echo "build-image: $*" >&2; }
 
 [ $# -ge 1 ] || die "usage: $0 OUTDIR [--flint-hv PATH] [--guest PATH] [--with-qemu] [--add SRC:DEST ...]"
 OUT=$1; shift
-FLINT_HV=""; GUEST=""; WITH_QEMU=0; ADDS=(); CACHE=""; SKIP_OK=0
+FLINT_HV=""; GUEST=""; WITH_QEMU=0; ADDS=(); EXES=(); CACHE=""; SKIP_OK=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --flint-hv) FLINT_HV=$2; shift 2 ;;
         --guest) GUEST=$2; shift 2 ;;
         --with-qemu) WITH_QEMU=1; shift ;;
         --add) ADDS+=("$2"); shift 2 ;;
+        --add-exe) EXES+=("$2"); shift 2 ;;
         --cache) CACHE=$2; shift 2 ;;
         --skip-ok) SKIP_OK=1; shift ;;
         *) die "unknown argument: $1" ;;
@@ -54,6 +62,10 @@ done
 for a in "${ADDS[@]+"${ADDS[@]}"}"; do
     [ -f "${a%%:*}" ] || die "--add $a: no such file"
     case "${a#*:}" in /*) ;; *) die "--add $a: DEST must be an absolute path" ;; esac
+done
+for a in "${EXES[@]+"${EXES[@]}"}"; do
+    [ -f "${a%%:*}" ] || die "--add-exe $a: no such file"
+    case "${a#*:}" in /*) ;; *) die "--add-exe $a: DEST must be an absolute path" ;; esac
 done
 if [ "$WITH_QEMU" = 1 ]; then
     QEMU_BIN=$(command -v qemu-system-x86_64) || skip_or_die "--with-qemu: qemu-system-x86_64 not found"
@@ -109,6 +121,7 @@ manifest() {
     [ -z "$FLINT_HV" ] || sha256sum "$FLINT_HV"
     [ -z "$GUEST" ] || sha256sum "$GUEST"
     for a in "${ADDS[@]+"${ADDS[@]}"}"; do echo "add ${a#*:}"; sha256sum "${a%%:*}"; done
+    for a in "${EXES[@]+"${EXES[@]}"}"; do echo "add-exe ${a#*:}"; sha256sum "${a%%:*}"; done
     if [ "$WITH_QEMU" = 1 ]; then sha256sum "$QEMU_BIN"; fi
 }
 STAMP_NEW=$(manifest | sha256sum | cut -d' ' -f1)
@@ -269,6 +282,26 @@ for a in "${ADDS[@]+"${ADDS[@]}"}"; do
     mkdir -p "$R$(dirname "$dest")"
     cp "${a%%:*}" "$R$dest"
 done
+for a in "${EXES[@]+"${EXES[@]}"}"; do copy_elf "${a%%:*}" "${a#*:}"; done
+
+# L2 virtio-blk modules (not in the base L2 initramfs; tests add them), in
+# dependency order like the KVM modules above.
+mkdir -p "$R/flint/l2/modules"
+L2ORDER=()
+add_l2_mod() {
+    local name=$1 p d
+    for d in "${L2ORDER[@]+"${L2ORDER[@]}"}"; do [ "$d" = "$name" ] && return 0; done
+    p=$(mod_path "$name")
+    if [ -z "$p" ]; then log "L2 module $name not in $KPKG (built in?)"; return 0; fi
+    case "$p" in *.ko) ;; *) die "compressed module $p not supported" ;; esac
+    for d in $(mod_deps "$p" | tr ',' ' '); do add_l2_mod "$d"; done
+    cp "$p" "$R/flint/l2/modules/$name.ko"
+    L2ORDER+=("$name")
+}
+add_l2_mod virtio_pci
+add_l2_mod virtio_blk
+printf '%s\n' "${L2ORDER[@]+"${L2ORDER[@]}"}" >"$R/flint/l2/modules/order"
+log "L2 modules: ${L2ORDER[*]+"${L2ORDER[*]}"}"
 chmod 0755 "$R"/flint/tests/* 2>/dev/null || true
 
 # ---- outputs -----------------------------------------------------------------

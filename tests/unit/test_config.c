@@ -10,7 +10,7 @@
 
 static int parse(struct hv_config *c, char *err, size_t n, const char *const *args)
 {
-	char *argv[16];
+	char *argv[32];
 	int argc = 0;
 	argv[argc++] = (char *)"flint-hv";
 	while (*args != NULL)
@@ -75,6 +75,21 @@ static void test_rejects(void **state)
 		{ { "--kernel", "k", "stray", NULL }, "unexpected argument" },
 		{ { "--kernel", "k", "--log-level", "loud", NULL }, "unknown level" },
 		{ { "--kernel", NULL }, "missing value" },
+		{ { "--kernel", "k", "--blk", "", NULL }, "socket=PATH is required" },
+		{ { "--kernel", "k", "--blk", "queues=2", NULL }, "socket=PATH is required" },
+		{ { "--kernel", "k", "--blk", "socket=", NULL }, "unknown or empty key" },
+		{ { "--kernel", "k", "--blk", "path=/s", NULL }, "unknown or empty key" },
+		{ { "--kernel", "k", "--blk", "socket=/s,", NULL }, "trailing comma" },
+		{ { "--kernel", "k", "--blk", "socket=/s,,queues=1", NULL }, "unknown or empty" },
+		{ { "--kernel", "k", "--blk", "socket=/s,socket=/t", NULL }, "given twice" },
+		{ { "--kernel", "k", "--blk", "socket=/s,queues=1,queues=2", NULL }, "given twice" },
+		{ { "--kernel", "k", "--blk", "socket=/s,queues=0", NULL }, "1..16" },
+		{ { "--kernel", "k", "--blk", "socket=/s,queues=17", NULL }, "1..16" },
+		{ { "--kernel", "k", "--blk", "socket=/s,queues=2x", NULL }, "1..16" },
+		{ { "--kernel", "k", "--blk", "socket=/s,queues=-1", NULL }, "1..16" },
+		{ { "--kernel", "k", "--blk", "socket=/s,queues=99999999999999999999999", NULL },
+		  "1..16" },
+		{ { "--kernel", "k", "--blk", NULL }, "missing value" },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -98,6 +113,47 @@ static void test_cmdline_too_long(void **state)
 	assert_non_null(strstr(err, "--cmdline"));
 }
 
+static void test_blk(void **state)
+{
+	struct hv_config c;
+	char err[256];
+	(void)state;
+	const char *a[] = { "--kernel", "k", "--blk", "socket=/run/a.sock",
+			    "--blk", "queues=16,socket=/b", NULL };
+	assert_int_equal(parse(&c, err, sizeof(err), a), 0);
+	assert_int_equal(c.nr_blk, 2);
+	assert_string_equal(c.blk[0].socket_path, "/run/a.sock");
+	assert_int_equal(c.blk[0].queues, 1);
+	assert_string_equal(c.blk[1].socket_path, "/b");
+	assert_int_equal(c.blk[1].queues, 16);
+
+	/* At most HV_BLK_MAX devices. */
+	const char *many[4 + 2 * (HV_BLK_MAX + 1)];
+	int n = 0;
+	many[n++] = "--kernel";
+	many[n++] = "k";
+	for (int i = 0; i < HV_BLK_MAX + 1; i++) {
+		many[n++] = "--blk";
+		many[n++] = "socket=/s";
+	}
+	many[n] = NULL;
+	assert_int_equal(parse(&c, err, sizeof(err), many), -1);
+	assert_non_null(strstr(err, "at most 8 devices"));
+	many[n - 2] = NULL;
+	assert_int_equal(parse(&c, err, sizeof(err), many), 0);
+	assert_int_equal(c.nr_blk, HV_BLK_MAX);
+
+	/* A unix socket path fits sun_path (107 bytes + NUL). */
+	static char path[8 + HV_BLK_PATH_MAX + 2];
+	memcpy(path, "socket=/", 8);
+	memset(path + 8, 'p', HV_BLK_PATH_MAX - 1);
+	const char *ok[] = { "--kernel", "k", "--blk", path, NULL };
+	assert_int_equal(parse(&c, err, sizeof(err), ok), 0);
+	path[8 + HV_BLK_PATH_MAX - 1] = 'p';
+	assert_int_equal(parse(&c, err, sizeof(err), ok), -1);
+	assert_non_null(strstr(err, "socket path of 108 bytes"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -105,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_cmdline_too_long),
+		cmocka_unit_test(test_blk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,132 @@
+#!/bin/sh
+# Lab test (runs inside L1): flint-hv gives the unmodified Debian L2 kernel a
+# virtio-blk disk served by flint-card-local over vhost-user (--blk).  The L2
+# initramfs is the lab's one plus an overlay (a second cpio archive appended,
+# which the kernel unpacks over the first) with the virtio modules and an
+# /init that loads them, checks /dev/vda, and writes, reads back and compares
+# a pattern with O_DIRECT-free dd plus a page-cache drop.
+. /flint/tests/l2boot-lib.sh
+
+HV=/flint/bin/flint-hv
+CARD=/flint/bin/flint-card-local
+for f in "$HV" "$CARD" /flint/l2/modules/order; do
+    if [ ! -e "$f" ]; then
+        echo "not ok - $f missing from the lab image"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+done
+
+# ---- the overlay initramfs --------------------------------------------------
+O=/tmp/l2-blk-overlay
+rm -rf "$O"; mkdir -p "$O/lib/modules"
+cp /flint/l2/modules/*.ko /flint/l2/modules/order "$O/lib/modules/"
+cat >"$O/init" <<'INIT'
+#!/bin/sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+echo "flint-l2: cpus=$(grep -c ^processor /proc/cpuinfo)"
+# flint.blkwait: give L1 time to kill the card before the driver starts.
+if grep -q flint.blkwait /proc/cmdline; then
+    echo "flint-l2: waiting before virtio"
+    sleep 4
+fi
+for m in $(cat /lib/modules/order); do
+    insmod "/lib/modules/$m.ko" || echo "flint-l2: insmod $m failed"
+done
+for d in /sys/bus/pci/devices/*; do
+    [ -e "$d/vendor" ] || continue
+    echo "flint-l2: pci ${d##*/} $(cat "$d/vendor"):$(cat "$d/device") class $(cat "$d/class")"
+done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+if [ -b /dev/vda ]; then
+    echo "flint-l2: vda sectors=$(cat /sys/block/vda/size) lbs=$(cat /sys/block/vda/queue/logical_block_size) mq=$(ls /sys/block/vda/mq | wc -l)"
+    dd if=/dev/urandom of=/tmp/pat bs=4096 count=64 2>/dev/null
+    dd if=/tmp/pat of=/dev/vda bs=4096 count=64 seek=16 conv=fsync 2>/dev/null &&
+        echo "flint-l2: vda write ok"
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    blockdev --flushbufs /dev/vda 2>/dev/null
+    dd if=/dev/vda of=/tmp/back bs=4096 count=64 skip=16 2>/dev/null &&
+        echo "flint-l2: vda read ok"
+    if cmp /tmp/pat /tmp/back; then echo "flint-l2: vda cmp ok"; else echo "flint-l2: vda cmp FAILED"; fi
+else
+    echo "flint-l2: no /dev/vda"
+    dmesg | grep -iE 'virtio|vda' | tail -n 20 | sed 's/^/flint-l2: kmsg /'
+fi
+echo "flint-l2: shell marker"
+echo "flint-l2: shell $((6*7))"
+sleep 0.5
+poweroff -f
+INIT
+chmod 0755 "$O/init"
+(cd "$O" && find . | cpio -o -H newc 2>/dev/null) | gzip -1 >/tmp/l2-blk-overlay.cpio.gz
+cat /flint/l2/initrd.cpio.gz /tmp/l2-blk-overlay.cpio.gz >/tmp/l2-blk-initrd.cpio.gz
+
+# ---- the card ---------------------------------------------------------------
+for queues in 1 2; do
+    label=flint-blk-q$queues
+    SOCK=/tmp/card-local-$queues.sock
+    rm -f "$SOCK" /tmp/store-$queues.img
+    "$CARD" --socket "$SOCK" --store /tmp/store-$queues.img --size 16777216 \
+        --queues "$queues" --scrub-bytes 4096 >/tmp/card-$queues.log 2>&1 &
+    CARD_PID=$!
+    i=0
+    while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    check "$label: flint-card-local listening" [ -S "$SOCK" ]
+    run_l2 "$label" "$HV" --kernel /flint/l2/vmlinuz \
+        --initrd /tmp/l2-blk-initrd.cpio.gz --cmdline "$L2_CMDLINE" \
+        --mem 512 --cpus 2 --blk "socket=$SOCK,queues=$queues"
+    check_l2 "$label" 2
+    check "$label: flint-hv negotiated with the card" \
+        grep -q "vhost-user blk0 ($SOCK): $queues queue" "/tmp/$label.err"
+    check "$label: virtio-blk on PCI (0x1af4:0x1042)" \
+        grep -q 'flint-l2: pci 0000:00:0[0-9a-f].0 0x1af4:0x1042' "/tmp/$label.out"
+    check "$label: /dev/vda with 32768 sectors" grep -q 'flint-l2: vda sectors=32768' "/tmp/$label.out"
+    check "$label: $queues blk-mq queue(s)" grep -q "flint-l2: vda .* mq=$queues" "/tmp/$label.out"
+    check "$label: dd write" has_line "$label" "flint-l2: vda write ok"
+    check "$label: dd read" has_line "$label" "flint-l2: vda read ok"
+    check "$label: cmp" has_line "$label" "flint-l2: vda cmp ok"
+    kill "$CARD_PID" 2>/dev/null
+    wait "$CARD_PID" 2>/dev/null
+    sed "s/^/# card-$queues| /" /tmp/card-$queues.log | tail -n 20
+done
+
+# ---- the card dies before the guest's driver starts --------------------------
+# flint-hv logs one line, the device is refused (FEATURES_OK or queue start
+# fails), and flint-hv and the guest keep running to a clean power-off.
+label=flint-blk-dead
+SOCK=/tmp/card-local-dead.sock
+rm -f "$SOCK" /tmp/store-dead.img
+"$CARD" --socket "$SOCK" --store /tmp/store-dead.img --size 16777216 \
+    --scrub-bytes 4096 >/tmp/card-dead.log 2>&1 &
+CARD_PID=$!
+i=0
+while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+timeout -s TERM "$L2_TIMEOUT" "$HV" --kernel /flint/l2/vmlinuz \
+    --initrd /tmp/l2-blk-initrd.cpio.gz --cmdline "$L2_CMDLINE flint.blkwait" \
+    --mem 512 --cpus 2 --blk "socket=$SOCK" >"/tmp/$label.out" 2>"/tmp/$label.err" </dev/null &
+HV_PID=$!
+i=0
+while ! grep -q "flint-l2: waiting before virtio" "/tmp/$label.out" && [ $i -lt 500 ]; do
+    sleep 0.1; i=$((i + 1))
+done
+kill "$CARD_PID" 2>/dev/null
+wait "$CARD_PID" 2>/dev/null
+wait "$HV_PID"
+L2_STATUS=$?
+sed "s/^/# $label console| /" "/tmp/$label.out"
+sed "s/^/# $label stderr| /" "/tmp/$label.err"
+check "$label: card killed while the guest waited" \
+    grep -q "flint-l2: waiting before virtio" "/tmp/$label.out"
+check "$label: exit status 0 (clean power-off), got $L2_STATUS" [ "$L2_STATUS" = 0 ]
+check "$label: flint-l2: shell 42 (guest kept running)" has_line "$label" "flint-l2: shell 42"
+check "$label: flint-hv logged the back end failure" \
+    grep -q "vhost-user blk0 ($SOCK): back end failed during" "/tmp/$label.err"
+check "$label: no /dev/vda" has_line "$label" "flint-l2: no /dev/vda"
+summary
