@@ -115,6 +115,23 @@ for queues in 1 2; do
     sed "s/^/# card-$queues| /" /tmp/card-$queues.log | tail -n 20
 done
 
+# ---- the test guest's virtio-blk suite on flint-card-local --------------------
+label=flint-local-guest
+SOCK=/tmp/card-local-guest.sock
+rm -f "$SOCK" /tmp/store-guest.img
+"$CARD" --socket "$SOCK" --store /tmp/store-guest.img --size 16777216 --queues 2 \
+    --scrub-bytes 4096 >/tmp/card-guest.log 2>&1 &
+CARD_PID=$!
+i=0
+while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+run_l2 "$label" "$HV" --kernel /flint/guest/flint-test-guest.elf --mem 128 --cpus 2 \
+    --debug-exit --blk "socket=$SOCK,queues=2" --cmdline "tests=blk,blkmq,blkbad"
+check "$label: exit status 0, got $L2_STATUS" [ "$L2_STATUS" = 0 ]
+check "$label: blk, blkmq, blkbad passed" has_line "$label" "flint-guest: 3 passed, 0 failed"
+kill "$CARD_PID" 2>/dev/null
+wait "$CARD_PID" 2>/dev/null
+check "$label: release destroyed the key" grep -q "released: key destroyed" /tmp/card-guest.log
+
 # ---- the card dies before the guest's driver starts --------------------------
 # flint-hv logs one line, the device is refused (FEATURES_OK or queue start
 # fails), and flint-hv and the guest keep running to a clean power-off.

@@ -9,7 +9,9 @@
 #     nowhere in the storage server's file: it only holds ciphertext (EBS-3)
 #  4. the storage server is killed and restarted in the middle of guest I/O:
 #     the card reconnects and retries, the guest sees no error
-#  5. a card with another key cannot read the volume
+#  5. storage down beyond the retry window: clean I/O errors, the card lives,
+#     and serves again once the server is back
+#  6. a card with another key cannot read the volume
 # usage: flint-ebs.sh --card PATH --nbd-server PATH [--guest-dir DIR] [--cache DIR]
 . "$(dirname "$0")/lib.sh"
 
@@ -87,7 +89,27 @@ start_server
 wait "$guest"
 interop_check "guest I/O survives a storage-server restart (no error seen)" [ $? = 0 ]
 
-# 5: another key sees noise, not the file system.
+# 5: storage gone for longer than the retry window: the guest gets clean
+# I/O errors (its checks fail, nothing hangs), the card stays up, and once
+# the server is back the same card serves again.
+interop_stop "$card_pid"
+rm -f "$work/blk.sock"
+"$card" --socket "$work/blk.sock" --nbd "unix:$work/nbd.sock" --key-fd 3 \
+	--queues 2 --retry-timeout-ms 2000 3<"$work/key" >>"$work/card.log" 2>&1 &
+card_pid=$!
+interop_wait_socket "$work/blk.sock" "$card_pid" 20 || exit 1
+kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+"$INTEROP_DIR/run-guest.sh" --log "$work/storage-down.log" --guest-dir "$gdir" \
+	--socket "$work/blk.sock" --mode raw --smp 2 --num-queues 2 \
+	--append "interop.pattern=$pattern" >/dev/null 2>&1
+interop_check "storage down: the guest's I/O fails cleanly (FAIL, not HANG)" [ $? = 1 ]
+interop_check "storage down: the guest saw its writes fail" grep -q -a "interop: FAIL raw write" "$work/storage-down.log"
+interop_check "storage down: the card is still running" kill -0 "$card_pid"
+rm -f "$work/nbd.sock"
+start_server
+run after-outage raw "interop.pattern=$pattern"
+
+# 6: another key sees noise, not the file system.
 interop_stop "$card_pid"
 start_card "$work/other-key"
 "$INTEROP_DIR/run-guest.sh" --log "$work/wrong-key.log" --guest-dir "$gdir" \
