@@ -1,5 +1,6 @@
 #!/bin/sh
-# make bench: boot time and memory overhead of flint-hv against QEMU, run
+# make bench: boot time and memory overhead of flint-hv against QEMU, and
+# block throughput of card-ebs against QEMU's virtio-blk (lab-blk.sh), run
 # in the same script on the same machine.  On a host with a usable /dev/kvm
 # the benchmark runs directly; it always runs inside the nested lab too (the
 # only place real KVM exists on the development and CI machines).
@@ -32,6 +33,21 @@ lab/run.sh "$BUILD/lab" lab-boot.sh --timeout 900 >"$log" 2>&1 || {
 }
 grep -E '^# (flint|qemu)-.* run [0-9]+' "$log" | tr -d '\r' || true
 tr -d '\r' <"$log" | grep -E '^(BENCH|RATIO) '
-echo "== ratios (encryption first, boot last)"
+
+echo "== block throughput in the nested lab (card-ebs vs QEMU virtio-blk; ratios only)"
+blklog=$(mktemp)
+trap 'rm -f "$log" "$blklog"' EXIT
+blk_ok=1
+lab/run.sh "$BUILD/lab" lab-blk-entry.sh --timeout 900 >"$blklog" 2>&1 || {
+	tail -n 40 "$blklog"
+	echo "bench: the lab block benchmark failed"
+	blk_ok=0
+}
+tr -d '\r' <"$blklog" | grep -E '^# (ebs-|qemu |TSC)' || true
+tr -d '\r' <"$blklog" | grep -E '^BENCH ' || true
+
+echo "== ratios (encryption first, boot, then block throughput)"
 echo "$xts" | grep '^RATIO'
 tr -d '\r' <"$log" | grep -E '^RATIO '
+tr -d '\r' <"$blklog" | grep -E '^RATIO ' || true
+[ "$blk_ok" = 1 ] || exit 1

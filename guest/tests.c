@@ -5,6 +5,9 @@
 #include "printf.h"
 #include "util.h"
 
+/* bench: block throughput (test_blkbench.c; used by bench/lab-blk.sh). */
+const char *test_blkbench(void);
+
 static const struct test all_tests[] = {
 	{ "hello", test_hello },
 	{ "cpl3", test_cpl3 },
@@ -15,6 +18,7 @@ static const struct test all_tests[] = {
 	{ "blkmq", test_blkmq },
 	{ "blkbad", test_blkbad },
 	{ "blkpersist", test_blkpersist },
+	{ "blkbench", test_blkbench },
 	{ "triplefault", test_triplefault },
 	{ "reboot", test_reboot },
 	{ "badio", test_badio },

@@ -1,0 +1,173 @@
+#!/bin/sh
+# Block throughput benchmark, run where a real /dev/kvm is (inside the nested
+# lab's L1; busybox sh).  The test guest's `blkbench` mode (sequential 128 KiB
+# and random 4 KiB writes and reads, polled, one queue, queue depths
+# BENCH_BLK_QDS, default 1 and 8) runs on:
+#   ebs-xts    flint-hv + flint-card-ebs (AES-256-XTS) over flint-nbd-server
+#   ebs-plain  flint-hv + flint-card-ebs-plain (bench-only, no XTS), same path
+#   qemu       QEMU -enable-kvm q35 with its own virtio-blk-pci on a raw file
+# The NBD server's file and QEMU's raw file are both on /tmp (tmpfs), so the
+# storage underneath is the same.  QEMU uses cache=writeback (O_DIRECT, i.e.
+# cache=none, is not available on tmpfs in the lab's 6.1 kernel); the NBD
+# server writes through the page cache too.  Each configuration runs
+# BENCH_BLK_RUNS times (default 3); medians of guest TSC cycles are compared:
+# ratio = QEMU cycles / card cycles = card throughput / QEMU throughput.
+# usage: lab-blk.sh FLINT_HV GUEST_ELF CARD_EBS CARD_EBS_PLAIN NBD_SERVER
+HV=$1
+GUEST=$2
+EBS=$3
+PLAIN=$4
+NBD=$5
+RUNS=${BENCH_BLK_RUNS:-3}
+MIB=${BENCH_BLK_MIB:-32}
+QDS=${BENCH_BLK_QDS:-1 8}
+LIMIT=${BENCH_BLK_TIMEOUT:-240}
+QEMU=$(command -v qemu-system-x86_64 || true)
+OUT=${TMPDIR:-/tmp}/flint-blkbench.$$
+SIZE=67108864
+PATTERNS="seqwrite seqread randwrite randread"
+mkdir -p "$OUT"
+failed=0
+
+for f in "$HV" "$GUEST" "$EBS" "$PLAIN" "$NBD"; do
+	if [ ! -x "$f" ] && [ ! -r "$f" ]; then
+		echo "lab-blk: $f missing from the lab image"
+		exit 1
+	fi
+done
+
+median() { sort -n | awk '{v[NR]=$1} END{if(NR==0){print "nan"} else if(NR%2){print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a > 0 && b > 0) printf "%.2f", a / b; else print "nan" }'; }
+wait_sock() { i=0; while [ ! -S "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; [ -S "$1" ]; }
+stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
+# TSC frequency for MB/s (information only): the guest's CPUID if it has
+# one, else L1's (L2 sees L1's TSC unscaled).
+L1_KHZ=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Detected \([0-9]*\)\.\([0-9]*\) MHz.*/\1\2/p' | tail -n 1)
+[ -n "$L1_KHZ" ] || L1_KHZ=0
+
+# guest NAME QD RUN COMMAND...: one guest run, results appended to
+# $OUT/NAME.qdQD.PATTERN (cycles, one line per run).
+guest() {
+	name=$1; qd=$2; run=$3; shift 3
+	log=$OUT/$name.qd$qd.$run.log
+	timeout -s KILL "$LIMIT" "$@" >"$log" 2>"$log.err" </dev/null
+	st=$?
+	tr -d '\r' <"$log" >"$log.clean"
+	if ! grep -q 'flint-guest: 1 passed, 0 failed' "$log.clean"; then
+		echo "# $name qd=$qd run $run FAILED (exit $st); last output:"
+		tail -n 8 "$log.clean" | sed 's/^/#   /'
+		tail -n 5 "$log.err" | sed 's/^/#   stderr: /'
+		failed=$((failed + 1))
+		return 1
+	fi
+	line="# $name qd=$qd run $run:"
+	for p in $PATTERNS; do
+		c=$(sed -n "s/^flint-guest: bench $p bytes=\([0-9]*\) cycles=\([0-9]*\).*/\2/p" "$log.clean")
+		b=$(sed -n "s/^flint-guest: bench $p bytes=\([0-9]*\) cycles=\([0-9]*\).*/\1/p" "$log.clean")
+		echo "$c" >>"$OUT/$name.qd$qd.$p"
+		echo "$b" >"$OUT/bytes.$p"
+		line="$line $p=$c"
+	done
+	k=$(sed -n 's/^flint-guest: bench seqwrite .*tsc_khz=\([0-9]*\).*/\1/p' "$log.clean")
+	[ -n "$k" ] && [ "$k" != 0 ] && echo "$k" >"$OUT/tsc_khz"
+	echo "$line cycles"
+}
+
+cmdline() { echo "tests=blkbench bench.mib=$MIB bench.qd=$1"; }
+
+# flint_runs NAME CARD_KIND QD: NBD server and card fresh for each config.
+flint_runs() {
+	name=$1; kind=$2; qd=$3
+	rm -f "$OUT/nbd.sock" "$OUT/card.sock" /tmp/blkbench-vol.img
+	"$NBD" --file /tmp/blkbench-vol.img --size $SIZE --create \
+		--listen-unix "$OUT/nbd.sock" >"$OUT/nbd.$name.log" 2>&1 &
+	nbd_pid=$!
+	if ! wait_sock "$OUT/nbd.sock"; then
+		echo "# $name: flint-nbd-server did not start"; cat "$OUT/nbd.$name.log"
+		stop $nbd_pid; failed=$((failed + 1)); return
+	fi
+	if [ "$kind" = xts ]; then
+		head -c 64 /dev/urandom >"$OUT/vol.key"
+		"$EBS" --socket "$OUT/card.sock" --nbd "unix:$OUT/nbd.sock" --key-fd 3 \
+			--queues 1 3<"$OUT/vol.key" >"$OUT/card.$name.log" 2>&1 &
+	else
+		"$PLAIN" --socket "$OUT/card.sock" --nbd "unix:$OUT/nbd.sock" \
+			--queues 1 >"$OUT/card.$name.log" 2>&1 &
+	fi
+	card_pid=$!
+	if wait_sock "$OUT/card.sock"; then
+		r=0
+		while [ $r -lt "$RUNS" ]; do
+			r=$((r + 1))
+			guest "$name" "$qd" "$r" "$HV" --kernel "$GUEST" --mem 256 --cpus 2 \
+				--debug-exit --blk "socket=$OUT/card.sock,queues=1" \
+				--cmdline "$(cmdline "$qd")"
+		done
+	else
+		echo "# $name: card did not start"; failed=$((failed + 1))
+	fi
+	stop $card_pid
+	stop $nbd_pid
+	tail -n 3 "$OUT/card.$name.log" | sed "s/^/# $name card| /"
+	rm -f /tmp/blkbench-vol.img
+}
+
+qemu_runs() {
+	qd=$1
+	rm -f /tmp/blkbench-raw.img
+	truncate -s $SIZE /tmp/blkbench-raw.img
+	r=0
+	while [ $r -lt "$RUNS" ]; do
+		r=$((r + 1))
+		guest qemu "$qd" "$r" "$QEMU" -enable-kvm -cpu host -M q35 -m 256 -smp 2 \
+			-nodefaults -no-user-config -nographic -no-reboot -serial stdio \
+			-drive file=/tmp/blkbench-raw.img,format=raw,if=none,id=d0,cache=writeback,aio=threads \
+			-device virtio-blk-pci,drive=d0,disable-legacy=on,num-queues=1 \
+			-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+			-kernel "$GUEST" -append "$(cmdline "$qd")"
+	done
+	rm -f /tmp/blkbench-raw.img
+}
+
+for qd in $QDS; do
+	flint_runs ebs-xts xts "$qd"
+	flint_runs ebs-plain plain "$qd"
+	if [ -n "$QEMU" ]; then qemu_runs "$qd"; else echo "# no qemu-system-x86_64 in L1"; failed=$((failed + 1)); fi
+done
+
+khz=$(cat "$OUT/tsc_khz" 2>/dev/null || echo "$L1_KHZ")
+mbs() { awk -v b="$1" -v c="$2" -v k="$khz" 'BEGIN{ if (c > 0 && k > 0) printf "%.1f", b * k / c / 1000; else print "?" }'; }
+echo "# TSC: $khz kHz (MB/s below are information only; ratios use cycles)"
+for qd in $QDS; do
+	for p in $PATTERNS; do
+		b=$(cat "$OUT/bytes.$p" 2>/dev/null || echo 0)
+		line="BENCH blk $p qd=$qd $b bytes, median of $RUNS (Mcycles, MB/s):"
+		for n in ebs-xts ebs-plain qemu; do
+			c=$(median <"$OUT/$n.qd$qd.$p" 2>/dev/null)
+			line="$line $n $(awk -v c="$c" 'BEGIN{printf "%.1f", c / 1e6}') ($(mbs "$b" "$c"))"
+		done
+		echo "$line"
+	done
+done
+for qd in $QDS; do
+	for kind in xts plain; do
+		line=""
+		for p in $PATTERNS; do
+			ce=$(median <"$OUT/ebs-$kind.qd$qd.$p" 2>/dev/null)
+			cq=$(median <"$OUT/qemu.qd$qd.$p" 2>/dev/null)
+			line="$line${line:+, }$p $(ratio "$cq" "$ce")"
+		done
+		if [ $kind = xts ]; then
+			echo "RATIO blk qd=$qd card-ebs encrypted / QEMU virtio-blk (throughput): $line (goal >= 1.0)"
+		else
+			echo "RATIO blk qd=$qd card-ebs unencrypted / QEMU virtio-blk (throughput): $line"
+		fi
+	done
+done
+rm -rf "$OUT"
+if [ "$failed" != 0 ]; then
+	echo "lab-blk: $failed run(s) failed"
+	exit 1
+fi
+exit 0
