@@ -5,9 +5,6 @@
 #include "printf.h"
 #include "util.h"
 
-/* bench: block throughput (test_blkbench.c; used by bench/lab-blk.sh). */
-const char *test_blkbench(void);
-
 static const struct test all_tests[] = {
 	{ "hello", test_hello },
 	{ "cpl3", test_cpl3 },
