@@ -43,7 +43,7 @@ while :; do
     start=$(date +%s.%N)
     # stdin from /dev/null: QEMU must never wait on (or eat) the terminal.
     timeout -k 10 "$LIMIT" "$QEMU" \
-        -M q35 -m 4096 -cpu qemu64,+svm,+npt -smp 1 -accel tcg \
+        -M q35 -m 4096 -cpu qemu64,+svm,+npt,+aes -smp 1 -accel tcg \
         -nographic -no-reboot -monitor none -serial stdio -nic none -vga none \
         -kernel "$IMG/l1-vmlinuz" -initrd "$IMG/l1-initrd.cpio.gz" \
         -append "console=ttyS0 panic=-1 flint.run=$TEST quiet" \
