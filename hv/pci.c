@@ -436,7 +436,7 @@ void pci_bus_set_msi_route(struct pci_bus *bus, uint32_t gsi, bool active,
  */
 int pci_bus_commit_routes(struct pci_bus *bus)
 {
-	struct kvm_irq_routing *t = &bus->routing.table;
+	struct kvm_irq_routing *t = (struct kvm_irq_routing *)(void *)bus->routing;
 	unsigned int n = 0;
 
 	memset(&bus->routing, 0, sizeof(bus->routing));

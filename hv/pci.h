@@ -130,14 +130,14 @@ struct pci_bus {
 	int vm_fd;
 	unsigned int gsis_used;
 	struct pci_msi_route msi[PCI_MSI_GSIS];
-	/* Built in place: no allocation once the guest runs. */
-	union {
-		struct kvm_irq_routing table;
-		uint8_t bytes[sizeof(struct kvm_irq_routing) +
-			      (PCI_DEFAULT_ROUTES + PCI_MSI_GSIS) *
-			      sizeof(struct kvm_irq_routing_entry)];
-	} routing;
 	unsigned int routing_errors;
+	/*
+	 * A struct kvm_irq_routing with room for every entry, built in place:
+	 * no allocation once the guest runs.  Raw bytes, because the kernel's
+	 * struct ends in a flexible array and could not be embedded.
+	 */
+	_Alignas(struct kvm_irq_routing_entry) uint8_t routing[sizeof(struct kvm_irq_routing) +
+		(PCI_DEFAULT_ROUTES + PCI_MSI_GSIS) * sizeof(struct kvm_irq_routing_entry)];
 };
 
 /*
