@@ -275,6 +275,9 @@ if [ "$WITH_QEMU" = 1 ]; then
     for f in bios-256k.bin linuxboot_dma.bin pvh.bin; do
         [ -e "$R/usr/share/qemu/$f" ] || die "--with-qemu: firmware $f not found"
     done
+    # A vhost-user-blk back end nobody here wrote, for flint-hv's front end.
+    QSD=$(command -v qemu-storage-daemon || true)
+    [ -z "$QSD" ] || copy_elf "$QSD" /usr/bin/qemu-storage-daemon
 fi
 
 for a in "${ADDS[@]+"${ADDS[@]}"}"; do
