@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="
-gcc make pkg-config meson ninja-build python3
+gcc make pkg-config meson ninja-build python3 openssl
 libseccomp-dev libcmocka-dev libssl-dev
 qemu-utils nbdkit e2fsprogs
 clang libclang-rt-14-dev
