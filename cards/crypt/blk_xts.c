@@ -93,17 +93,25 @@ static int xts_read(void *ctx, uint64_t offset, void *buf, size_t len)
 	return r;
 }
 
-static int xts_write(void *ctx, uint64_t offset, const void *buf, size_t len)
+/*
+ * Encrypts len bytes into the bounce buffer, chunk by chunk, and writes
+ * them below.  src NULL means zeros: a zeroed range must read back as
+ * zeros, so it is written as encrypted zeros, not raw ones.
+ */
+static int write_encrypted(struct blk_xts *x, uint64_t offset, const uint8_t *src, uint64_t len)
 {
-	struct blk_xts *x = ctx;
 	int r = check_range(x, offset, len);
 	if (r != 0)
 		return r;
 	struct xts_slot *s = slot_get(x);
-	for (size_t done = 0; done < len && r == 0;) {
-		size_t n = len - done < XTS_BOUNCE ? len - done : XTS_BOUNCE;
-		r = crypt_units(s->enc, x->unit, (offset + done) / x->unit, s->bounce,
-				(const uint8_t *)buf + done, n);
+	for (uint64_t done = 0; done < len && r == 0;) {
+		size_t n = len - done < XTS_BOUNCE ? (size_t)(len - done) : XTS_BOUNCE;
+		const uint8_t *in = s->bounce;
+		if (src != NULL)
+			in = src + done;
+		else
+			memset(s->bounce, 0, n);
+		r = crypt_units(s->enc, x->unit, (offset + done) / x->unit, s->bounce, in, n);
 		if (r == 0)
 			r = x->lower.ops->write(x->lower.ctx, offset + done, s->bounce, n);
 		done += n;
@@ -112,25 +120,14 @@ static int xts_write(void *ctx, uint64_t offset, const void *buf, size_t len)
 	return r;
 }
 
-/* Zeros must read back as zeros: write encrypted zeros, not raw ones. */
+static int xts_write(void *ctx, uint64_t offset, const void *buf, size_t len)
+{
+	return write_encrypted(ctx, offset, buf, len);
+}
+
 static int xts_write_zeroes(void *ctx, uint64_t offset, uint64_t len)
 {
-	struct blk_xts *x = ctx;
-	int r = check_range(x, offset, len);
-	if (r != 0)
-		return r;
-	struct xts_slot *s = slot_get(x);
-	for (uint64_t done = 0; done < len && r == 0;) {
-		size_t n = len - done < XTS_BOUNCE ? (size_t)(len - done) : XTS_BOUNCE;
-		memset(s->bounce, 0, n);
-		r = crypt_units(s->enc, x->unit, (offset + done) / x->unit, s->bounce,
-				s->bounce, n);
-		if (r == 0)
-			r = x->lower.ops->write(x->lower.ctx, offset + done, s->bounce, n);
-		done += n;
-	}
-	slot_put(s);
-	return r;
+	return write_encrypted(ctx, offset, NULL, len);
 }
 
 static int xts_flush(void *ctx)
