@@ -81,5 +81,13 @@ if [ "$status" = 0 ]; then
     echo "LAB: PASS: $TEST"
     exit 0
 fi
+# CI logs are often read from the tail: repeat what failed, with the lines
+# just before each failure, after everything else.
+tr -d '\r' <"$LOG" | awk '
+    { prev[NR % 6] = $0 }
+    /^not ok - / {
+        print "LAB: ---- failed check, with the lines before it ----"
+        for (i = NR - 5; i <= NR; i++) if (i > 0) print "LAB: | " prev[i % 6]
+    }' | tail -n 60
 echo "LAB: FAIL: $TEST exited with status $status"
 exit 1

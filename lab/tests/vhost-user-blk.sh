@@ -30,10 +30,15 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 echo "flint-l2: cpus=$(grep -c ^processor /proc/cpuinfo)"
-# flint.blkwait: give L1 time to kill the card before the driver starts.
+# flint.blkwait: L1 kills the card, then says "go" on the serial console,
+# before the driver starts (a handshake, not a sleep: timing under TCG varies).
 if grep -q flint.blkwait /proc/cmdline; then
     echo "flint-l2: waiting before virtio"
-    sleep 4
+    if read -r -t 40 word && [ "$word" = go ]; then
+        echo "flint-l2: go from the console"
+    else
+        echo "flint-l2: no go from the console"
+    fi
 fi
 for m in $(cat /lib/modules/order); do
     insmod "/lib/modules/$m.ko" || echo "flint-l2: insmod $m failed"
@@ -168,22 +173,29 @@ rm -f "$SOCK" /tmp/store-dead.img
 CARD_PID=$!
 i=0
 while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+# The guest's console input is a FIFO that this script holds open (fd 9).
+rm -f /tmp/$label.in; mkfifo /tmp/$label.in
 timeout -s TERM "$L2_TIMEOUT" "$HV" --kernel /flint/l2/vmlinuz \
     --initrd /tmp/l2-blk-initrd.cpio.gz --cmdline "$L2_CMDLINE flint.blkwait" \
-    --mem 512 --cpus 2 --blk "socket=$SOCK" >"/tmp/$label.out" 2>"/tmp/$label.err" </dev/null &
+    --mem 512 --cpus 2 --blk "socket=$SOCK" >"/tmp/$label.out" 2>"/tmp/$label.err" \
+    <"/tmp/$label.in" &
 HV_PID=$!
+exec 9>"/tmp/$label.in"
 i=0
 while ! grep -q "flint-l2: waiting before virtio" "/tmp/$label.out" && [ $i -lt 500 ]; do
     sleep 0.1; i=$((i + 1))
 done
 kill "$CARD_PID" 2>/dev/null
 wait "$CARD_PID" 2>/dev/null
+echo go >&9
 wait "$HV_PID"
 L2_STATUS=$?
+exec 9>&-
 sed "s/^/# $label console| /" "/tmp/$label.out"
 sed "s/^/# $label stderr| /" "/tmp/$label.err"
 check "$label: card killed while the guest waited" \
     grep -q "flint-l2: waiting before virtio" "/tmp/$label.out"
+check "$label: console input reached the guest" has_line "$label" "flint-l2: go from the console"
 check "$label: exit status 0 (clean power-off), got $L2_STATUS" [ "$L2_STATUS" = 0 ]
 check "$label: flint-l2: shell 42 (guest kept running)" has_line "$label" "flint-l2: shell 42"
 check "$label: flint-hv logged the back end failure" \
