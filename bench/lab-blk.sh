@@ -12,6 +12,12 @@
 # server writes through the page cache too.  Each configuration runs
 # BENCH_BLK_RUNS times (default 3); medians of guest TSC cycles are compared:
 # ratio = QEMU cycles / card cycles = card throughput / QEMU throughput.
+#
+# BENCH_BLK_FRONT=qemu-tcg runs the same three set-ups where there is no
+# /dev/kvm: QEMU TCG is the front end of all three (vhost-user-blk-pci to the
+# card, or its own virtio-blk-pci), so the guest is equally slow everywhere
+# and the card runs natively, with the host's real AES instructions.  FLINT_HV
+# is then unused.
 # usage: lab-blk.sh FLINT_HV GUEST_ELF CARD_EBS CARD_EBS_PLAIN NBD_SERVER
 HV=$1
 GUEST=$2
@@ -22,6 +28,12 @@ RUNS=${BENCH_BLK_RUNS:-3}
 MIB=${BENCH_BLK_MIB:-32}
 QDS=${BENCH_BLK_QDS:-1 8}
 LIMIT=${BENCH_BLK_TIMEOUT:-240}
+FRONT=${BENCH_BLK_FRONT:-flint-hv}
+case $FRONT in
+flint-hv) ACCEL="-enable-kvm -cpu host" ;;
+qemu-tcg) ACCEL="-accel tcg" ;;
+*) echo "lab-blk: BENCH_BLK_FRONT must be flint-hv or qemu-tcg"; exit 2 ;;
+esac
 QEMU=$(command -v qemu-system-x86_64 || true)
 OUT=${TMPDIR:-/tmp}/flint-blkbench.$$
 SIZE=67108864
@@ -29,6 +41,7 @@ PATTERNS="seqwrite seqread randwrite randread"
 mkdir -p "$OUT"
 failed=0
 
+[ "$FRONT" = flint-hv ] || HV=$GUEST
 for f in "$HV" "$GUEST" "$EBS" "$PLAIN" "$NBD"; do
 	if [ ! -x "$f" ] && [ ! -r "$f" ]; then
 		echo "lab-blk: $f missing from the lab image"
@@ -100,9 +113,21 @@ flint_runs() {
 		r=0
 		while [ $r -lt "$RUNS" ]; do
 			r=$((r + 1))
-			guest "$name" "$qd" "$r" "$HV" --kernel "$GUEST" --mem 256 --cpus 2 \
-				--debug-exit --blk "socket=$OUT/card.sock,queues=1" \
-				--cmdline "$(cmdline "$qd")"
+			if [ "$FRONT" = flint-hv ]; then
+				guest "$name" "$qd" "$r" "$HV" --kernel "$GUEST" --mem 256 --cpus 2 \
+					--debug-exit --blk "socket=$OUT/card.sock,queues=1" \
+					--cmdline "$(cmdline "$qd")"
+			else
+				# shellcheck disable=SC2086
+				guest "$name" "$qd" "$r" "$QEMU" $ACCEL -M q35 -m 256 -smp 2 \
+					-nodefaults -no-user-config -nographic -no-reboot -serial stdio \
+					-object memory-backend-memfd,id=mem,size=256M,share=on \
+					-numa node,memdev=mem \
+					-chardev socket,id=c0,path="$OUT/card.sock" \
+					-device vhost-user-blk-pci,chardev=c0,num-queues=1,disable-legacy=on \
+					-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+					-kernel "$GUEST" -append "$(cmdline "$qd")"
+			fi
 		done
 	else
 		echo "# $name: card did not start"; failed=$((failed + 1))
@@ -120,7 +145,8 @@ qemu_runs() {
 	r=0
 	while [ $r -lt "$RUNS" ]; do
 		r=$((r + 1))
-		guest qemu "$qd" "$r" "$QEMU" -enable-kvm -cpu host -M q35 -m 256 -smp 2 \
+		# shellcheck disable=SC2086
+		guest qemu "$qd" "$r" "$QEMU" $ACCEL -M q35 -m 256 -smp 2 \
 			-nodefaults -no-user-config -nographic -no-reboot -serial stdio \
 			-drive file=/tmp/blkbench-raw.img,format=raw,if=none,id=d0,cache=writeback,aio=threads \
 			-device virtio-blk-pci,drive=d0,disable-legacy=on,num-queues=1 \
@@ -142,7 +168,7 @@ echo "# TSC: $khz kHz (MB/s below are information only; ratios use cycles)"
 for qd in $QDS; do
 	for p in $PATTERNS; do
 		b=$(cat "$OUT/bytes.$p" 2>/dev/null || echo 0)
-		line="BENCH blk $p qd=$qd $b bytes, median of $RUNS (Mcycles, MB/s):"
+		line="BENCH blk[$FRONT] $p qd=$qd $b bytes, median of $RUNS (Mcycles, MB/s):"
 		for n in ebs-xts ebs-plain qemu; do
 			c=$(median <"$OUT/$n.qd$qd.$p" 2>/dev/null)
 			line="$line $n $(awk -v c="$c" 'BEGIN{printf "%.1f", c / 1e6}') ($(mbs "$b" "$c"))"
@@ -159,9 +185,9 @@ for qd in $QDS; do
 			line="$line${line:+, }$p $(ratio "$cq" "$ce")"
 		done
 		if [ $kind = xts ]; then
-			echo "RATIO blk qd=$qd card-ebs encrypted / QEMU virtio-blk (throughput): $line (goal >= 1.0)"
+			echo "RATIO blk[$FRONT] qd=$qd card-ebs encrypted / QEMU virtio-blk (throughput): $line (goal >= 1.0)"
 		else
-			echo "RATIO blk qd=$qd card-ebs unencrypted / QEMU virtio-blk (throughput): $line"
+			echo "RATIO blk[$FRONT] qd=$qd card-ebs unencrypted / QEMU virtio-blk (throughput): $line"
 		fi
 	done
 done
