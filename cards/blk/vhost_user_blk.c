@@ -1,5 +1,6 @@
 #include "vhost_user_blk.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -19,8 +20,30 @@
 			       (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
 			       (1ull << VHOST_USER_PROTOCOL_F_CONFIG))
 
-struct vub;
+#define VUB_MAX_IODEPTH 64
+#define VRING_AVAIL_F_NO_INTERRUPT 1
 
+struct vub;
+struct vub_queue;
+
+/* One request in flight: the worker thread that serves it and its chain. */
+struct vub_worker {
+	struct vub_queue *q;
+	pthread_t thread;
+	struct vq_req req;
+};
+
+/*
+ * A queue is served by `nworkers` identical threads, leader/follower style:
+ * while the ring is empty one of them (the leader) waits in poll() for a
+ * kick and the others sleep on work_cv.  A thread that takes a request from
+ * the ring first wakes a sleeper when there is no leader, so someone always
+ * watches the kick fd (or, when every thread is busy, each comes back to
+ * the ring when done).  Kicks thus cost one wake-up, not two, and a burst of
+ * requests fans out over the threads one wake-up at a time.  `vq`,
+ * `have_leader`, `idle` and `stopping` are under `lock`; the I/O itself runs
+ * outside it.
+ */
 struct vub_queue {
 	struct vub *dev;
 	unsigned int idx;
@@ -30,18 +53,24 @@ struct vub_queue {
 	uint16_t base;         /* next avail index while stopped */
 	bool started;          /* kick fd received, not stopped since */
 	bool enabled;
-	bool running;          /* thread exists */
+	bool running;          /* threads exist */
 	int kick_fd, call_fd, err_fd, stop_fd;
 	pthread_mutex_t call_lock;
-	pthread_t thread;
-	struct vq vq;          /* owned by the thread while running */
-	struct vq_req req;
+	pthread_mutex_t lock;
+	pthread_cond_t work_cv;
+	bool have_leader;
+	unsigned int idle;     /* threads asleep on work_cv */
+	bool stopping;
+	unsigned int nworkers;
+	struct vub_worker *workers;
+	struct vq vq;
 };
 
 struct vub {
 	struct vblk blk;
 	pthread_mutex_t be_lock;
 	uint16_t num_queues;
+	uint16_t iodepth;
 	uint64_t features;          /* acked by SET_FEATURES */
 	uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
 	struct gmm mem;
@@ -65,70 +94,148 @@ static void queue_notify(struct vub_queue *q)
 	pthread_mutex_unlock(&q->call_lock);
 }
 
-static void queue_process(struct vub_queue *q)
+/* A polling driver asks for no interrupts: each one would cost it an exit. */
+static bool wants_interrupt(const struct vq *vq)
 {
-	unsigned int done = 0;
-	while (vq_pop(&q->vq, &q->req) == 1) {
-		uint32_t len = vblk_handle(&q->dev->blk, &q->req, NULL);
-		vq_push(&q->vq, q->req.head, len);
-		/* Do not let a busy guest starve its own interrupts. */
-		if (++done % 64 == 0)
-			queue_notify(q);
-	}
-	if (done % 64 != 0)
-		queue_notify(q);
+	uint16_t flags = le16toh(__atomic_load_n(&vq->avail->flags, __ATOMIC_ACQUIRE));
+	return !(flags & VRING_AVAIL_F_NO_INTERRUPT);
 }
 
-static void *queue_thread(void *arg)
+/*
+ * The leader's wait: until a kick (true) or the stop/failure of the queue
+ * (false).  Called unlocked.
+ */
+static bool wait_for_kick(struct vub_queue *q)
 {
-	struct vub_queue *q = arg;
 	struct pollfd p[2] = {
 		{ .fd = q->stop_fd, .events = POLLIN },
 		{ .fd = q->kick_fd, .events = POLLIN },
 	};
-
-	queue_process(q); /* requests queued before we started */
 	for (;;) {
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_errno("vub: queue %u: poll", q->idx);
-			break;
+			return false;
 		}
 		if (p[0].revents)
-			break;
+			return false;
 		if (p[1].revents & (POLLERR | POLLNVAL)) {
 			log_warn("vub: queue %u: kick fd failed", q->idx);
-			break;
+			return false;
 		}
-		if (p[1].revents & POLLIN) {
-			uint64_t v;
-			if (read(q->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
-				log_errno("vub: queue %u: kick", q->idx);
-				break;
-			}
-			queue_process(q);
+		uint64_t v;
+		if (read(q->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+			log_errno("vub: queue %u: kick", q->idx);
+			return false;
+		}
+		return true;
+	}
+}
+
+/* Serves one popped request and completes it; called and returns locked. */
+static void worker_serve(struct vub_worker *w)
+{
+	struct vub_queue *q = w->q;
+	/* Somebody must keep watching the ring while this thread is busy. */
+	if (!q->have_leader && q->idle > 0)
+		pthread_cond_signal(&q->work_cv);
+	pthread_mutex_unlock(&q->lock);
+	uint32_t len = vblk_handle(&q->dev->blk, &w->req, NULL);
+	pthread_mutex_lock(&q->lock);
+	vq_push(&q->vq, w->req.head, len);
+	if (wants_interrupt(&q->vq)) {
+		pthread_mutex_unlock(&q->lock);
+		queue_notify(q);
+		pthread_mutex_lock(&q->lock);
+	}
+}
+
+static void *worker_thread(void *arg)
+{
+	struct vub_worker *w = arg;
+	struct vub_queue *q = w->q;
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->stopping) {
+		if (vq_pop(&q->vq, &w->req) == 1) {
+			worker_serve(w);
+			continue;
+		}
+		if (q->have_leader) {
+			q->idle++;
+			pthread_cond_wait(&q->work_cv, &q->lock);
+			q->idle--;
+			continue;
+		}
+		q->have_leader = true;
+		pthread_mutex_unlock(&q->lock);
+		bool kicked = wait_for_kick(q);
+		pthread_mutex_lock(&q->lock);
+		q->have_leader = false;
+		if (!kicked) {
+			q->stopping = true;
+			pthread_cond_broadcast(&q->work_cv);
 		}
 	}
+	pthread_mutex_unlock(&q->lock);
 	return NULL;
+}
+
+/* Stops the threads (requests in flight complete first) and frees them. */
+static void queue_join(struct vub_queue *q)
+{
+	uint64_t v = 1;
+	pthread_mutex_lock(&q->lock);
+	q->stopping = true;
+	pthread_cond_broadcast(&q->work_cv);
+	pthread_mutex_unlock(&q->lock);
+	/* Wakes the leader out of poll(). */
+	if (write(q->stop_fd, &v, sizeof(v)) < 0)
+		log_errno("vub: queue %u: stop", q->idx);
+	for (unsigned int i = 0; i < q->nworkers; i++)
+		pthread_join(q->workers[i].thread, NULL);
+	if (read(q->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_errno("vub: queue %u: stop", q->idx);
+	free(q->workers);
+	q->workers = NULL;
+	q->nworkers = 0;
+}
+
+static int queue_spawn(struct vub_queue *q, unsigned int depth)
+{
+	q->workers = calloc(depth, sizeof(*q->workers));
+	if (q->workers == NULL)
+		return -ENOMEM;
+	q->stopping = false;
+	q->have_leader = false;
+	q->idle = 0;
+	int rc = 0;
+	for (q->nworkers = 0; q->nworkers < depth; q->nworkers++) {
+		struct vub_worker *w = &q->workers[q->nworkers];
+		w->q = q;
+		rc = pthread_create(&w->thread, NULL, worker_thread, w);
+		if (rc != 0)
+			break;
+	}
+	if (rc == 0)
+		return 0;
+	log_warn("vub: queue %u: pthread_create: %s", q->idx, strerror(rc));
+	queue_join(q);
+	return -rc;
 }
 
 static void queue_stop(struct vub_queue *q)
 {
-	uint64_t v = 1;
 	if (!q->running)
 		return;
-	if (write(q->stop_fd, &v, sizeof(v)) < 0)
-		log_errno("vub: queue %u: stop", q->idx);
-	pthread_join(q->thread, NULL);
+	queue_join(q);
 	q->running = false;
 	q->base = q->vq.last_avail;
 	log_debug("vub: queue %u stopped at %u", q->idx, q->base);
-	if (read(q->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_errno("vub: queue %u: stop", q->idx);
 }
 
-/* Start the queue's thread if everything it needs is there. */
+/* Start the queue's threads if everything it needs is there. */
 static int queue_try_start(struct vub_queue *q)
 {
 	struct vub *d = q->dev;
@@ -147,11 +254,9 @@ static int queue_try_start(struct vub_queue *q)
 			 q->idx);
 		return -EFAULT;
 	}
-	int rc = pthread_create(&q->thread, NULL, queue_thread, q);
-	if (rc != 0) {
-		log_warn("vub: queue %u: pthread_create: %s", q->idx, strerror(rc));
-		return -rc;
-	}
+	int rc = queue_spawn(q, d->iodepth);
+	if (rc != 0)
+		return rc;
 	q->running = true;
 	log_debug("vub: queue %u started (size %u, base %u)", q->idx, q->num, q->base);
 	return 0;
@@ -423,6 +528,9 @@ static struct vub *vub_create(struct blk_backend *be, const struct vub_options *
 	if (d == NULL)
 		return NULL;
 	d->num_queues = opts->num_queues ? opts->num_queues : 1;
+	d->iodepth = opts->iodepth ? opts->iodepth : 1;
+	if (d->iodepth > VUB_MAX_IODEPTH)
+		d->iodepth = VUB_MAX_IODEPTH;
 	pthread_mutex_init(&d->be_lock, NULL);
 	for (unsigned int i = 0; i < VBLK_MAX_QUEUES; i++) {
 		struct vub_queue *q = &d->q[i];
@@ -430,6 +538,8 @@ static struct vub *vub_create(struct blk_backend *be, const struct vub_options *
 		q->idx = i;
 		q->kick_fd = q->call_fd = q->err_fd = -1;
 		pthread_mutex_init(&q->call_lock, NULL);
+		pthread_mutex_init(&q->lock, NULL);
+		pthread_cond_init(&q->work_cv, NULL);
 		q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	}
 	return d;
@@ -441,6 +551,8 @@ static void vub_destroy(struct vub *d)
 	for (unsigned int i = 0; i < VBLK_MAX_QUEUES; i++) {
 		close_fd(&d->q[i].stop_fd);
 		pthread_mutex_destroy(&d->q[i].call_lock);
+		pthread_mutex_destroy(&d->q[i].lock);
+		pthread_cond_destroy(&d->q[i].work_cv);
 	}
 	pthread_mutex_destroy(&d->be_lock);
 	free(d);

@@ -14,12 +14,16 @@
  * polled kick) is answered with a failure ack when the front end asked for
  * one with REPLY_ACK, else it also ends the connection.
  *
- * Queues: one thread per started and enabled queue, blocked in poll() on its
- * kick eventfd; the connection's own thread handles messages and stops a
- * queue's thread before changing that queue (or the memory table).  Calls go
- * to the call eventfd after every batch of completed requests.  Backend ops
- * are called from several queue threads at once unless
- * opts->serialize_backend is set.
+ * Queues: per started and enabled queue, one thread blocked in poll() on its
+ * kick eventfd and opts->iodepth worker threads that pop requests, serve
+ * them on the backend and complete them, so that up to iodepth requests of
+ * one queue are in flight at once (a remote volume's round trip no longer
+ * idles the queue).  Completions may reach the used ring out of order, as
+ * virtio allows.  The connection's own thread handles messages and stops a
+ * queue (its in-flight requests finish first) before changing that queue or
+ * the memory table.  The call eventfd is signalled after each completed
+ * request unless the driver set VRING_AVAIL_F_NO_INTERRUPT.  Backend ops are
+ * called from many threads at once unless opts->serialize_backend is set.
  *
  * End of a connection (EOF, error, malformed message): the socket is shut
  * down (both directions; closing it is the caller's for a connected fd), every queue thread is
@@ -36,6 +40,7 @@
 
 struct vub_options {
 	uint16_t num_queues;    /* 1..16; 0 means 1 */
+	uint16_t iodepth;       /* requests in flight per queue, 1..64; 0 means 1 */
 	const char *serial;     /* VIRTIO_BLK_T_GET_ID answer (<= 20 bytes), or NULL */
 	bool serialize_backend; /* backend not thread-safe: one call at a time */
 	bool once;              /* listening fd: return after the first connection */

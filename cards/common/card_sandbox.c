@@ -28,6 +28,9 @@ static const int card_syscalls[] = {
 	SCMP_SYS(rt_sigaction), /* glibc, at the first pthread_create */
 	SCMP_SYS(restart_syscall), SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
 	SCMP_SYS(clock_gettime), SCMP_SYS(getrandom),
+	/* glibc's malloc sizes its arena count by the CPUs (get_nprocs) when
+	 * many worker threads allocate at once */
+	SCMP_SYS(sched_getaffinity),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "blk_xts.h"
+#include "card_options.h"
 #include "card_serve.h"
 #include "key_mem.h"
 #include "log.h"
@@ -27,72 +28,53 @@
 #include "parse_num.h"
 
 struct ebs_config {
-	const char *socket_path;
+	struct card_common_config card;
 	const char *endpoint;
 	const char *export_name;
-	const char *serial;
 	int key_fd;
-	uint32_t sector;
-	uint16_t queues;
 	uint32_t retry_ms;
 };
 
 static void usage(void)
 {
 	printf("usage: flint-card-ebs --socket PATH --nbd ENDPOINT --key-fd N [options]\n"
-	       "  --socket PATH        vhost-user socket the VMM connects to\n"
 	       "  --nbd ENDPOINT       storage server: unix:/path, /path or 127.0.0.1:port\n"
 	       "  --export NAME        NBD export name (default: the default export)\n"
 	       "  --key-fd N           fd carrying the 64-byte AES-256-XTS volume key\n"
-	       "  --sector-size N      512 or 4096 (default 4096): encryption unit and block size\n"
-	       "  --queues N           virtqueues, 1..16 (default 1)\n"
-	       "  --serial ID          answer to VIRTIO_BLK_T_GET_ID (at most 20 bytes)\n"
-	       "  --retry-timeout-ms N how long storage outages are retried (default 30000)\n");
+	       "  --retry-timeout-ms N how long storage outages are retried (default 30000)\n"
+	       CARD_COMMON_USAGE);
 }
 
 static int parse_args(int argc, char **argv, struct ebs_config *c)
 {
 	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
+		CARD_COMMON_OPTIONS,
 		{ "nbd", required_argument, NULL, 'n' },
 		{ "export", required_argument, NULL, 'e' },
 		{ "key-fd", required_argument, NULL, 'k' },
-		{ "sector-size", required_argument, NULL, 'b' },
-		{ "queues", required_argument, NULL, 'q' },
-		{ "serial", required_argument, NULL, 'i' },
 		{ "retry-timeout-ms", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
-	int o;
+	int o, li = 0;
 
-	*c = (struct ebs_config){ .key_fd = -1, .sector = 4096, .queues = 1, .retry_ms = 30000 };
+	*c = (struct ebs_config){ .key_fd = -1, .retry_ms = 30000 };
+	card_common_defaults(&c->card);
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "", opts, &li)) != -1) {
+		int common = card_common_option(&c->card, o, optarg);
+		if (common < 0)
+			goto bad;
+		if (common > 0)
+			continue;
 		switch (o) {
-		case 's': c->socket_path = optarg; break;
 		case 'n': c->endpoint = optarg; break;
 		case 'e': c->export_name = optarg; break;
-		case 'i':
-			if (strlen(optarg) > 20)
-				goto bad;
-			c->serial = optarg;
-			break;
 		case 'k':
 			if (parse_u64_range(optarg, 0, 1 << 20, &v) != 0)
 				goto bad;
 			c->key_fd = (int)v;
-			break;
-		case 'b':
-			if (parse_u64_range(optarg, 512, 4096, &v) != 0 || (v != 512 && v != 4096))
-				goto bad;
-			c->sector = (uint32_t)v;
-			break;
-		case 'q':
-			if (parse_u64_range(optarg, 1, 16, &v) != 0)
-				goto bad;
-			c->queues = (uint16_t)v;
 			break;
 		case 'r':
 			if (parse_u64_range(optarg, 1, 3600000, &v) != 0)
@@ -107,13 +89,13 @@ static int parse_args(int argc, char **argv, struct ebs_config *c)
 			return -1;
 		}
 	}
-	if (optind < argc || !c->socket_path || !c->endpoint || c->key_fd < 0) {
+	if (optind < argc || !c->card.socket_path || !c->endpoint || c->key_fd < 0) {
 		log_err("--socket, --nbd and --key-fd are required (see --help)");
 		return -1;
 	}
 	return 0;
 bad:
-	log_err("%s: invalid value '%s'", argv[optind - 1], optarg);
+	log_err("--%s: invalid value '%s'", opts[li].name, optarg);
 	return -1;
 }
 
@@ -162,15 +144,17 @@ int main(int argc, char **argv)
 		key_mem_free(&key);
 		return 1;
 	}
-	int rc = blk_xts_open(&vol, &store, key.page, cfg.sector, err, sizeof(err));
+	int rc = blk_xts_open(&vol, &store, key.page, cfg.card.sector, err, sizeof(err));
 	key_mem_free(&key); /* the cipher contexts hold the only copy now */
 	if (rc != 0) {
 		log_err("%s", err);
 		store.ops->close(store.ctx);
 		return 2;
 	}
-	struct vub_options vo = { .num_queues = cfg.queues, .serial = cfg.serial };
-	rc = card_run(&vol, cfg.socket_path, &vo, "volume");
+	struct vub_options vo = {
+		.num_queues = cfg.card.queues, .iodepth = cfg.card.iodepth, .serial = cfg.card.serial,
+	};
+	rc = card_run(&vol, cfg.card.socket_path, &vo, "volume");
 	/* Detach: the XTS layer wipes its key schedules as it closes (EBS-6). */
 	vol.ops->close(vol.ctx);
 	log_info("volume detached, key wiped");

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "blk_xts.h"
+#include "card_options.h"
 #include "card_serve.h"
 #include "file_backend.h"
 #include "key_mem.h"
@@ -25,54 +26,44 @@
 #define SCRUB_DEFAULT (1ULL << 20)
 
 struct local_config {
-	const char *socket_path;
+	struct card_common_config card;
 	const char *store_path;
-	const char *serial;
 	uint64_t size;
 	uint64_t scrub;
-	uint32_t sector;
-	uint16_t queues;
 };
 
 static void usage(void)
 {
 	printf("usage: flint-card-local --socket PATH --store FILE [options]\n"
-	       "  --socket PATH      vhost-user socket the VMM connects to\n"
-	       "  --store FILE       local file or block device backing the device\n"
-	       "  --size BYTES       create or extend the store to this size\n"
-	       "  --sector-size N    512 or 4096 (default 4096)\n"
-	       "  --queues N         virtqueues, 1..16 (default 1)\n"
-	       "  --scrub-bytes N    zeroed at each end on release (default 1 MiB)\n"
-	       "  --serial ID        answer to VIRTIO_BLK_T_GET_ID (at most 20 bytes)\n");
+	       "  --store FILE         local file or block device backing the device\n"
+	       "  --size BYTES         create or extend the store to this size\n"
+	       "  --scrub-bytes N      zeroed at each end on release (default 1 MiB)\n"
+	       CARD_COMMON_USAGE);
 }
 
 static int parse_args(int argc, char **argv, struct local_config *c)
 {
 	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
+		CARD_COMMON_OPTIONS,
 		{ "store", required_argument, NULL, 'f' },
 		{ "size", required_argument, NULL, 'z' },
-		{ "sector-size", required_argument, NULL, 'b' },
-		{ "queues", required_argument, NULL, 'q' },
 		{ "scrub-bytes", required_argument, NULL, 'x' },
-		{ "serial", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t v;
-	int o;
+	int o, li = 0;
 
-	*c = (struct local_config){ .sector = 4096, .queues = 1, .scrub = SCRUB_DEFAULT };
+	*c = (struct local_config){ .scrub = SCRUB_DEFAULT };
+	card_common_defaults(&c->card);
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "", opts, &li)) != -1) {
+		int common = card_common_option(&c->card, o, optarg);
+		if (common < 0)
+			goto bad;
+		if (common > 0)
+			continue;
 		switch (o) {
-		case 's': c->socket_path = optarg; break;
 		case 'f': c->store_path = optarg; break;
-		case 'i':
-			if (strlen(optarg) > 20)
-				goto bad;
-			c->serial = optarg;
-			break;
 		case 'z':
 			if (parse_u64_range(optarg, 4096, 1ULL << 50, &c->size) != 0)
 				goto bad;
@@ -80,16 +71,6 @@ static int parse_args(int argc, char **argv, struct local_config *c)
 		case 'x':
 			if (parse_u64_range(optarg, 0, 1ULL << 40, &c->scrub) != 0)
 				goto bad;
-			break;
-		case 'b':
-			if (parse_u64_range(optarg, 512, 4096, &v) != 0 || (v != 512 && v != 4096))
-				goto bad;
-			c->sector = (uint32_t)v;
-			break;
-		case 'q':
-			if (parse_u64_range(optarg, 1, 16, &v) != 0)
-				goto bad;
-			c->queues = (uint16_t)v;
 			break;
 		case 'h':
 			usage();
@@ -99,13 +80,13 @@ static int parse_args(int argc, char **argv, struct local_config *c)
 			return -1;
 		}
 	}
-	if (optind < argc || !c->socket_path || !c->store_path) {
+	if (optind < argc || !c->card.socket_path || !c->store_path) {
 		log_err("--socket and --store are required (see --help)");
 		return -1;
 	}
 	return 0;
 bad:
-	log_err("%s: invalid value '%s'", argv[optind - 1], optarg);
+	log_err("--%s: invalid value '%s'", opts[li].name, optarg);
 	return -1;
 }
 
@@ -121,12 +102,12 @@ static int open_device(const struct local_config *c, struct blk_backend *vol)
 		key_mem_free(&key);
 		return -1;
 	}
-	if (file_backend_open(&store, c->store_path, c->size, c->sector, err, sizeof(err)) != 0) {
+	if (file_backend_open(&store, c->store_path, c->size, c->card.sector, err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		key_mem_free(&key);
 		return -1;
 	}
-	int rc = blk_xts_open(vol, &store, key.page, c->sector, err, sizeof(err));
+	int rc = blk_xts_open(vol, &store, key.page, c->card.sector, err, sizeof(err));
 	key_mem_free(&key);
 	if (rc != 0) {
 		log_err("%s", err);
@@ -155,13 +136,15 @@ int main(int argc, char **argv)
 	 * open(): the handle for that is opened now, before the jail.
 	 */
 	struct blk_backend scrub;
-	if (file_backend_open(&scrub, cfg.store_path, 0, cfg.sector, err, sizeof(err)) != 0) {
+	if (file_backend_open(&scrub, cfg.store_path, 0, cfg.card.sector, err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		vol.ops->close(vol.ctx);
 		return 1;
 	}
-	struct vub_options vo = { .num_queues = cfg.queues, .serial = cfg.serial };
-	int rc = card_run(&vol, cfg.socket_path, &vo, "instance store");
+	struct vub_options vo = {
+		.num_queues = cfg.card.queues, .iodepth = cfg.card.iodepth, .serial = cfg.card.serial,
+	};
+	int rc = card_run(&vol, cfg.card.socket_path, &vo, "instance store");
 	/* Crypto-erase first (IST-4): the key schedules are wiped on close. */
 	vol.ops->close(vol.ctx);
 	int sr = cfg.scrub ? file_backend_scrub_ends(&scrub, cfg.scrub) : 0;

@@ -1,0 +1,97 @@
+/*
+ * The block cards' shared options (cards/common/card_options.c): defaults,
+ * the accepted ranges and every refusal, through getopt_long as the cards
+ * call it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "card_options.h"
+
+/* Runs getopt_long over argv like a card would; -1 on the first bad value. */
+static int parse(struct card_common_config *c, int *others, char **argv)
+{
+	static const struct option opts[] = {
+		CARD_COMMON_OPTIONS,
+		{ "own", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int argc = 0, o;
+	while (argv[argc] != NULL)
+		argc++;
+	card_common_defaults(c);
+	*others = 0;
+	optind = 0; /* full re-initialisation between calls */
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int r = card_common_option(c, o, optarg);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			(*others)++;
+	}
+	return 0;
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct card_common_config c;
+	card_common_defaults(&c);
+	assert_null(c.socket_path);
+	assert_null(c.serial);
+	assert_int_equal(c.sector, 4096);
+	assert_int_equal(c.queues, 1);
+	assert_int_equal(c.iodepth, CARD_DEFAULT_IODEPTH);
+}
+
+static void test_valid(void **state)
+{
+	(void)state;
+	struct card_common_config c;
+	int others;
+	char *argv[] = { "card", "--socket", "/tmp/s", "--sector-size", "512", "--queues", "16",
+			 "--iodepth", "64", "--serial", "12345678901234567890", "--own", "x",
+			 NULL };
+	assert_int_equal(parse(&c, &others, argv), 0);
+	assert_string_equal(c.socket_path, "/tmp/s");
+	assert_string_equal(c.serial, "12345678901234567890");
+	assert_int_equal(c.sector, 512);
+	assert_int_equal(c.queues, 16);
+	assert_int_equal(c.iodepth, 64);
+	assert_int_equal(others, 1); /* --own is the card's, not ours */
+}
+
+static void test_refused(void **state)
+{
+	(void)state;
+	static const char *bad[][2] = {
+		{ "--sector-size", "1024" }, { "--sector-size", "0" }, { "--sector-size", "8192" },
+		{ "--sector-size", "4096x" }, { "--queues", "0" }, { "--queues", "17" },
+		{ "--queues", "-1" }, { "--queues", "" }, { "--iodepth", "0" },
+		{ "--iodepth", "65" }, { "--iodepth", "99999999999999999999" },
+		{ "--serial", "123456789012345678901" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct card_common_config c;
+		int others;
+		char *argv[] = { "card", (char *)bad[i][0], (char *)bad[i][1], NULL };
+		print_message("%s '%s'\n", bad[i][0], bad[i][1]);
+		assert_int_equal(parse(&c, &others, argv), -1);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
