@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -319,11 +320,205 @@ static void test_malformed_messages(void **state)
 	s.be.ops->close(s.be.ctx);
 }
 
+/*
+ * A backend whose flush blocks until `target` flushes are inside it at once
+ * (or the test releases it), recording how many ever were: it shows whether
+ * the card really has several requests of one queue in flight.
+ */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	unsigned int inside, max_inside, target;
+	bool released;
+};
+
+static int gate_flush(void *ctx)
+{
+	struct gate *g = ctx;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10; /* a hang limit, not a timing assertion */
+	pthread_mutex_lock(&g->lock);
+	g->inside++;
+	if (g->inside > g->max_inside)
+		g->max_inside = g->inside;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->released && g->max_inside < g->target &&
+	       pthread_cond_timedwait(&g->cv, &g->lock, &until) == 0)
+		;
+	g->inside--;
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+static int gate_rw(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	(void)ctx; (void)off; (void)buf; (void)len;
+	return 0;
+}
+
+static int gate_wr(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	(void)ctx; (void)off; (void)buf; (void)len;
+	return 0;
+}
+
+static void gate_close(void *ctx)
+{
+	(void)ctx;
+}
+
+static const struct blk_backend_ops gate_ops = {
+	.read = gate_rw, .write = gate_wr, .flush = gate_flush, .close = gate_close,
+};
+
+/* Posts n FLUSH requests (2 descriptors each) on ring 0 and kicks once. */
+static void post_flushes(struct guest *g, unsigned int n)
+{
+	struct ring *q = &g->q[0];
+	struct virtq_desc *d = gp(g, q->desc);
+	struct virtq_avail *a = gp(g, q->avail);
+	for (unsigned int k = 0; k < n; k++) {
+		uint64_t hdr = 0x8000 + 0x20 * k, st = 0x9000 + k;
+		struct virtio_blk_outhdr h = { VIRTIO_BLK_T_FLUSH, 0, 0 };
+		memcpy(gp(g, hdr), &h, sizeof(h));
+		*(uint8_t *)gp(g, st) = 0xff;
+		d[2 * k] = (struct virtq_desc){ hdr, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(2 * k + 1) };
+		d[2 * k + 1] = (struct virtq_desc){ st, 1, VIRTQ_DESC_F_WRITE, 0 };
+		a->ring[(q->avail_idx + k) % QN] = (uint16_t)(2 * k);
+	}
+	q->avail_idx = (uint16_t)(q->avail_idx + n);
+	__atomic_store_n(&a->idx, q->avail_idx, __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	assert_int_equal(write(q->kick, &one, 8), 8);
+}
+
+static void *release_later(void *arg)
+{
+	struct gate *gt = arg;
+	usleep(100000); /* GET_VRING_BASE is on its way meanwhile */
+	pthread_mutex_lock(&gt->lock);
+	gt->released = true;
+	pthread_cond_broadcast(&gt->cv);
+	pthread_mutex_unlock(&gt->lock);
+	return NULL;
+}
+
+/* Session set-up shared by the in-flight tests: one queue of QN. */
+static int inflight_session(struct server *s, struct guest *g, int *mfd, uint16_t depth)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	s->sock = sv[1];
+	s->opts = (struct vub_options){ .num_queues = 1, .iodepth = depth };
+	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+	int fe = sv[0];
+	uint64_t f = get_u64(fe, VHOST_USER_GET_FEATURES);
+	uint64_t pf = get_u64(fe, VHOST_USER_GET_PROTOCOL_FEATURES);
+	send_msg(fe, VHOST_USER_SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0);
+	assert_int_equal(acked(fe, VHOST_USER_SET_FEATURES, &f, 8, NULL, 0), 0);
+	*mfd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_int_equal(ftruncate(*mfd, MEMSZ), 0);
+	assert_int_equal(fcntl(*mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	g->mem = mmap(NULL, MEMSZ, PROT_READ | PROT_WRITE, MAP_SHARED, *mfd, 0);
+	assert_true(g->mem != MAP_FAILED);
+	struct vhost_user_mem_table mt = {
+		.nregions = 1,
+		.regions[0] = { 0, MEMSZ, UVA, 0 },
+	};
+	assert_int_equal(acked(fe, VHOST_USER_SET_MEM_TABLE, &mt, 8 + 32, mfd, 1), 0);
+	setup_ring(fe, g, 0);
+	return fe;
+}
+
+static void inflight_end(struct server *s, struct guest *g, int fe, int mfd)
+{
+	assert_int_equal(stop(s, fe), 0);
+	close(g->q[0].kick);
+	close(g->q[0].call);
+	munmap(g->mem, MEMSZ);
+	close(mfd);
+}
+
+/* Waits until the used index reaches want (hang limit 10 s). */
+static void wait_used(struct guest *g, uint16_t want)
+{
+	struct virtq_used *u = gp(g, g->q[0].used);
+	for (int i = 0; i < 10000; i++) {
+		if (__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE) == want)
+			return;
+		usleep(1000);
+	}
+	fail_msg("used index %u, want %u", u->idx, want);
+}
+
+static void test_requests_in_flight(void **state)
+{
+	(void)state;
+	struct gate gt = { .target = 4 };
+	pthread_mutex_init(&gt.lock, NULL);
+	pthread_cond_init(&gt.cv, NULL);
+	struct server s = { .be = { &gate_ops, &gt, DISK, 512 } };
+	struct guest g = { 0 };
+	int mfd;
+	int fe = inflight_session(&s, &g, &mfd, 4);
+
+	/* Four requests, one kick: all four are inside the backend at once. */
+	post_flushes(&g, 4);
+	wait_used(&g, 4);
+	assert_int_equal(gt.max_inside, 4);
+	for (unsigned int k = 0; k < 4; k++)
+		assert_int_equal(*(uint8_t *)gp(&g, 0x9000 + k), VIRTIO_BLK_S_OK);
+
+	/* GET_VRING_BASE while requests are in flight: they complete first. */
+	pthread_mutex_lock(&gt.lock);
+	gt.target = 99;
+	gt.max_inside = 0;
+	pthread_mutex_unlock(&gt.lock);
+	post_flushes(&g, 3);
+	for (int i = 0; i < 10000 && __atomic_load_n(&gt.inside, __ATOMIC_ACQUIRE) < 3; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&gt.inside, __ATOMIC_ACQUIRE), 3);
+	pthread_t rel;
+	assert_int_equal(pthread_create(&rel, NULL, release_later, &gt), 0);
+	struct vhost_user_vring_state st = { 0, 0 };
+	struct vhost_user_msg r;
+	send_msg(fe, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
+	get_reply(fe, VHOST_USER_GET_VRING_BASE, &r);
+	struct virtq_used *u = gp(&g, g.q[0].used);
+	assert_int_equal(r.payload.state.num, 7);
+	assert_int_equal(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 7);
+	pthread_join(rel, NULL);
+	inflight_end(&s, &g, fe, mfd);
+}
+
+/* iodepth 1: the old behaviour, one request at a time. */
+static void test_iodepth_one(void **state)
+{
+	(void)state;
+	struct gate gt = { .target = 2 };
+	pthread_mutex_init(&gt.lock, NULL);
+	pthread_cond_init(&gt.cv, NULL);
+	struct server s = { .be = { &gate_ops, &gt, DISK, 512 } };
+	struct guest g = { 0 };
+	int mfd;
+	int fe = inflight_session(&s, &g, &mfd, 1);
+	pthread_t rel;
+	assert_int_equal(pthread_create(&rel, NULL, release_later, &gt), 0);
+	post_flushes(&g, 2);
+	wait_used(&g, 2);
+	pthread_join(rel, NULL);
+	assert_int_equal(gt.max_inside, 1);
+	inflight_end(&s, &g, fe, mfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_session),
 		cmocka_unit_test(test_malformed_messages),
+		cmocka_unit_test(test_requests_in_flight),
+		cmocka_unit_test(test_iodepth_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
