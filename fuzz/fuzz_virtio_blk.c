@@ -43,11 +43,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    vq_init(&q, &g, QSIZE, data[0] & 1, GBASE, GBASE + 0x1000,
 		    GBASE + 0x2000, 0) != 0)
 		abort();
-	for (int n = 0; n < 4 * QSIZE && vq_pop(&q, &req) == 1; n++) {
+	/* Event indices: the guest-written used_event steers notifications. */
+	if ((data[0] & 4) && vq_use_event_idx(&q) != 0)
+		abort();
+	for (int n = 0; n < 4 * QSIZE; n++) {
+		if (vq_pop(&q, &req) != 1) {
+			if (!vq_arm_kick(&q))
+				break;
+			continue;
+		}
 		if (req.nout + req.nin > VQ_MAX_SEGS)
 			abort();
 		uint32_t len = vblk_handle(&dev, &req, NULL);
 		vq_push(&q, req.head, len);
+		(void)vq_should_notify(&q);
 	}
 	be.ops->close(be.ctx);
 	return 0;

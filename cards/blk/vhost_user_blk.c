@@ -1,6 +1,5 @@
 #include "vhost_user_blk.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -21,7 +20,6 @@
 			       (1ull << VHOST_USER_PROTOCOL_F_CONFIG))
 
 #define VUB_MAX_IODEPTH 64
-#define VRING_AVAIL_F_NO_INTERRUPT 1
 
 struct vub;
 struct vub_queue;
@@ -94,13 +92,6 @@ static void queue_notify(struct vub_queue *q)
 	pthread_mutex_unlock(&q->call_lock);
 }
 
-/* A polling driver asks for no interrupts: each one would cost it an exit. */
-static bool wants_interrupt(const struct vq *vq)
-{
-	uint16_t flags = le16toh(__atomic_load_n(&vq->avail->flags, __ATOMIC_ACQUIRE));
-	return !(flags & VRING_AVAIL_F_NO_INTERRUPT);
-}
-
 /*
  * The leader's wait: until a kick (true) or the stop/failure of the queue
  * (false).  Called unlocked.
@@ -144,7 +135,7 @@ static void worker_serve(struct vub_worker *w)
 	uint32_t len = vblk_handle(&q->dev->blk, &w->req, NULL);
 	pthread_mutex_lock(&q->lock);
 	vq_push(&q->vq, w->req.head, len);
-	if (wants_interrupt(&q->vq)) {
+	if (vq_should_notify(&q->vq)) {
 		pthread_mutex_unlock(&q->lock);
 		queue_notify(q);
 		pthread_mutex_lock(&q->lock);
@@ -168,6 +159,9 @@ static void *worker_thread(void *arg)
 			q->idle--;
 			continue;
 		}
+		/* The driver may have added work before it saw it must kick. */
+		if (vq_arm_kick(&q->vq))
+			continue;
 		q->have_leader = true;
 		pthread_mutex_unlock(&q->lock);
 		bool kicked = wait_for_kick(q);
@@ -252,6 +246,10 @@ static int queue_try_start(struct vub_queue *q)
 		    desc, avail, used, q->base) != 0) {
 		log_warn("vub: queue %u: rings outside guest memory or misaligned",
 			 q->idx);
+		return -EFAULT;
+	}
+	if ((d->features & (1ull << VIRTIO_RING_F_EVENT_IDX)) && vq_use_event_idx(&q->vq) != 0) {
+		log_warn("vub: queue %u: event index fields outside guest memory", q->idx);
 		return -EFAULT;
 	}
 	int rc = queue_spawn(q, d->iodepth);

@@ -33,7 +33,8 @@ uint64_t vblk_features(const struct vblk *dev)
 		     (1ull << VIRTIO_BLK_F_BLK_SIZE) |
 		     (1ull << VIRTIO_BLK_F_FLUSH) |
 		     (1ull << VIRTIO_BLK_F_MQ) |
-		     (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+		     (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
+		     (1ull << VIRTIO_RING_F_EVENT_IDX);
 	if (dev->be->ops->discard != NULL)
 		f |= 1ull << VIRTIO_BLK_F_DISCARD;
 	if (dev->be->ops->write_zeroes != NULL)

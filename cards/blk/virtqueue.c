@@ -32,6 +32,8 @@ int vq_init(struct vq *q, const struct gmm *mem, uint16_t num, bool indirect,
 		return -EFAULT;
 	}
 	q->mem = mem;
+	q->avail_gpa = avail_gpa;
+	q->used_gpa = used_gpa;
 	q->num = num;
 	q->indirect = indirect;
 	q->last_avail = base;
@@ -187,4 +189,59 @@ void vq_push(struct vq *q, uint16_t head, uint32_t len)
 	q->used_idx++;
 	/* The element is visible before the index that publishes it. */
 	__atomic_store_n(&q->used->idx, htole16(q->used_idx), __ATOMIC_RELEASE);
+}
+
+int vq_use_event_idx(struct vq *q)
+{
+	/* The trailing fields follow ring[num]: the rings grow by 2 bytes. */
+	if (q->mem == NULL ||
+	    gmm_ptr(q->mem, q->avail_gpa, 6ull + 2ull * q->num) != (void *)q->avail ||
+	    gmm_ptr(q->mem, q->used_gpa, 6ull + 8ull * q->num) != (void *)q->used)
+		return -EFAULT;
+	q->event_idx = true;
+	q->signalled_valid = false;
+	return 0;
+}
+
+static uint16_t *avail_event(const struct vq *q)
+{
+	return (uint16_t *)&q->used->ring[q->num];
+}
+
+static const uint16_t *used_event(const struct vq *q)
+{
+	return &q->avail->ring[q->num];
+}
+
+bool vq_arm_kick(struct vq *q)
+{
+	if (q->event_idx) {
+		__atomic_store_n(avail_event(q), htole16(q->last_avail), __ATOMIC_RELAXED);
+		/* The store must be visible before we look at the index again. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
+	uint16_t idx = le16toh(__atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE));
+	return !q->broken && idx != q->last_avail;
+}
+
+/* virtio 1.x 2.7.10: has `new` moved past `event` since `old`? */
+static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+bool vq_should_notify(struct vq *q)
+{
+	if (!q->event_idx) {
+		uint16_t flags = le16toh(__atomic_load_n(&q->avail->flags, __ATOMIC_ACQUIRE));
+		return !(flags & VRING_AVAIL_F_NO_INTERRUPT);
+	}
+	/* The used index we published must be ordered before reading the
+	 * driver's wish, or both sides could miss each other. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	uint16_t event = le16toh(__atomic_load_n(used_event(q), __ATOMIC_RELAXED));
+	bool notify = !q->signalled_valid || need_event(event, q->used_idx, q->signalled_used);
+	q->signalled_used = q->used_idx;
+	q->signalled_valid = true;
+	return notify;
 }

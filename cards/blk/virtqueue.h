@@ -17,8 +17,12 @@
  * consumed and dropped (pushing it would make the driver mark the ring
  * broken anyway).
  *
- * VIRTIO_RING_F_EVENT_IDX is not supported: the device never suppresses
- * kicks and notifies after every batch it completed.  Packed rings are not
+ * VIRTIO_RING_F_EVENT_IDX (vq_use_event_idx): the device publishes in
+ * avail_event where it will look next only when it is about to wait for a
+ * kick (vq_arm_kick), so a driver kicks once per wait, not once per
+ * request; it interrupts only when the used index passes the driver's
+ * used_event (vq_should_notify).  Without it, kicks are never suppressed
+ * and VRING_AVAIL_F_NO_INTERRUPT is honoured.  Packed rings are not
  * supported.
  */
 #ifndef FLINT_CARDS_BLK_VIRTQUEUE_H
@@ -38,6 +42,7 @@
 
 #define VIRTIO_RING_F_INDIRECT_DESC 28
 #define VIRTIO_RING_F_EVENT_IDX 29
+#define VRING_AVAIL_F_NO_INTERRUPT 1u
 
 struct virtq_desc {
 	uint64_t addr;
@@ -85,11 +90,15 @@ struct vq {
 	uint16_t num;         /* power of two, 1..VQ_MAX_SIZE */
 	bool indirect;        /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	bool broken;          /* guest corrupted the avail index */
+	bool event_idx;       /* VIRTIO_RING_F_EVENT_IDX in use */
+	bool signalled_valid; /* signalled_used means something */
+	uint16_t signalled_used; /* used index at the last notification */
 	uint16_t last_avail;
 	uint16_t used_idx;
 	const struct virtq_desc *desc;
 	struct virtq_avail *avail;
 	struct virtq_used *used;
+	uint64_t avail_gpa, used_gpa;
 };
 
 /*
@@ -100,6 +109,24 @@ struct vq {
 int vq_init(struct vq *q, const struct gmm *mem, uint16_t num, bool indirect,
 	    uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa,
 	    uint16_t base);
+
+/*
+ * Switch the queue to VIRTIO_RING_F_EVENT_IDX: the rings' trailing
+ * used_event / avail_event fields must be inside guest memory too.  0 or
+ * -EFAULT.
+ */
+int vq_use_event_idx(struct vq *q);
+
+/*
+ * About to wait for a kick: with EVENT_IDX ask the driver to kick for the
+ * next request.  Returns true if requests are already waiting (pop them
+ * instead of waiting: the driver may have added them before it saw the
+ * request to kick).
+ */
+bool vq_arm_kick(struct vq *q);
+
+/* After vq_push(): must the driver be interrupted now? */
+bool vq_should_notify(struct vq *q);
 
 /* 1: *req filled (check req->bad); 0: nothing to do (or broken). */
 int vq_pop(struct vq *q, struct vq_req *req);

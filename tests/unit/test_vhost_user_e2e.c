@@ -190,7 +190,7 @@ static void test_full_session(void **state)
 	assert_true(f & (1ull << VIRTIO_F_VERSION_1));
 	assert_true(f & (1ull << VHOST_USER_F_PROTOCOL_FEATURES));
 	assert_true(f & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
-	assert_false(f & (1ull << VIRTIO_RING_F_EVENT_IDX));
+	assert_true(f & (1ull << VIRTIO_RING_F_EVENT_IDX));
 	uint64_t pf = get_u64(fe, VHOST_USER_GET_PROTOCOL_FEATURES);
 	assert_true(pf & (1ull << VHOST_USER_PROTOCOL_F_CONFIG));
 	send_msg(fe, VHOST_USER_SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0);
@@ -207,8 +207,11 @@ static void test_full_session(void **state)
 	assert_int_equal(cfg.num_queues, 2);
 
 	/* A feature that was not offered is refused (ack != 0). */
-	uint64_t bad = f | (1ull << VIRTIO_RING_F_EVENT_IDX);
+	uint64_t bad = f | (1ull << 34); /* VIRTIO_F_RING_PACKED */
 	assert_int_not_equal(acked(fe, VHOST_USER_SET_FEATURES, &bad, 8, NULL, 0), 0);
+	/* This test's driver does not implement event indices: it expects a
+	 * call after every request. */
+	f &= ~(1ull << VIRTIO_RING_F_EVENT_IDX);
 	assert_int_equal(acked(fe, VHOST_USER_SET_FEATURES, &f, 8, NULL, 0), 0);
 
 	int mfd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
