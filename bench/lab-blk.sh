@@ -41,7 +41,10 @@ PATTERNS="seqwrite seqread randwrite randread"
 mkdir -p "$OUT"
 failed=0
 
-[ "$FRONT" = flint-hv ] || HV=$GUEST
+if [ "$FRONT" = qemu-tcg ]; then
+	HV=$GUEST
+	[ -n "$QEMU" ] || { echo "lab-blk: qemu-system-x86_64 is needed as the front end"; exit 1; }
+fi
 for f in "$HV" "$GUEST" "$EBS" "$PLAIN" "$NBD"; do
 	if [ ! -x "$f" ] && [ ! -r "$f" ]; then
 		echo "lab-blk: $f missing from the lab image"
