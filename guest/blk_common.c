@@ -189,8 +189,8 @@ static uint64_t blk_user(uint64_t arg)
 	return (uintptr_t)blk_body((struct blk_ctx *)(uintptr_t)arg);
 }
 
-const char *blk_run(const char *tag, unsigned want_queues,
-		    const char *(*body)(struct blk_ctx *))
+static const char *run(const char *tag, unsigned want_queues,
+		       const char *(*body)(struct blk_ctx *), bool cpl3)
 {
 	struct blk_ctx *c = &blk_ctx;
 	const char *why;
@@ -220,10 +220,22 @@ const char *blk_run(const char *tag, unsigned want_queues,
 	c->want_queues = want_queues;
 	blk_body = body;
 	uint64_t t0 = rdtsc();
-	why = (const char *)(uintptr_t)user_call(blk_user, (uintptr_t)c);
+	why = cpl3 ? (const char *)(uintptr_t)user_call(blk_user, (uintptr_t)c) : body(c);
 	uint64_t dt = rdtsc() - t0;
 	vblk_reset(&c->dev);
 	kprintf("flint-guest: %s: wrote %lu KiB, read %lu KiB in %lu Mcycles\n",
 		tag, c->bytes_written >> 10, c->bytes_read >> 10, dt / 1000000);
 	return why;
+}
+
+const char *blk_run(const char *tag, unsigned want_queues,
+		    const char *(*body)(struct blk_ctx *))
+{
+	return run(tag, want_queues, body, true);
+}
+
+const char *blk_run_cpl0(const char *tag, unsigned want_queues,
+			 const char *(*body)(struct blk_ctx *))
+{
+	return run(tag, want_queues, body, false);
 }

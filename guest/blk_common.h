@@ -30,6 +30,10 @@ extern struct blk_ctx blk_ctx;
  */
 const char *blk_run(const char *tag, unsigned want_queues,
 		    const char *(*body)(struct blk_ctx *));
+/* The same with body at CPL0 (for tests that need config space or the
+ * LAPIC while the device runs). */
+const char *blk_run_cpl0(const char *tag, unsigned want_queues,
+			 const char *(*body)(struct blk_ctx *));
 
 /* Console output at CPL0 or CPL3, prefixed "flint-guest: ". */
 void bprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -73,6 +73,12 @@ void cpu_init(void)
 	__asm__ volatile("lidt %0" : : "m"(p) : "memory");
 }
 
+void cpu_set_irq_gate(unsigned vec, const void *handler)
+{
+	if (vec >= 32 && vec < SYSCALL_VECTOR)
+		set_gate(vec, (uintptr_t)handler, 0, 0);
+}
+
 void cpu_load_empty_idt(void)
 {
 	struct desc_ptr p = { .limit = 0, .base = 0 };

@@ -1,4 +1,4 @@
-/* GDT/TSS/IDT setup and the CPL0 exception handler. */
+/* GDT/TSS/IDT setup, the CPL0 exception handler, interrupt gates. */
 #ifndef GUEST_CPU_H
 #define GUEST_CPU_H
 
@@ -17,5 +17,9 @@ void cpu_init(void);
 
 /* Load a zero-limit IDT: the next exception triple-faults. */
 void cpu_load_empty_idt(void);
+
+/* Point IDT vector vec (32..SYSCALL_VECTOR - 1) at an interrupt handler
+ * (DPL0, interrupts off on entry). */
+void cpu_set_irq_gate(unsigned vec, const void *handler);
 
 #endif

@@ -1,4 +1,5 @@
-/* Exception entry stubs for vectors 0-31: all fatal, see exception_handler. */
+/* Exception entry stubs for vectors 0-31: all fatal, see exception_handler;
+ * then the external-interrupt stubs irq.c installs. */
 	.text
 
 .macro ISR_NOERR n
@@ -72,6 +73,24 @@ isr_common:
 1:	cli
 	hlt
 	jmp 1b
+
+/*
+ * External interrupts (irq.c): count and EOI the xAPIC; nothing else, so
+ * only %rax needs saving.  The spurious vector takes no EOI.
+ */
+	.globl isr_irq_count
+isr_irq_count:
+	pushq %rax
+	lock incl irq_count(%rip)
+	movl $0xfee000b0, %eax		/* xAPIC EOI register (zero-extended) */
+	movl $0, (%rax)
+	popq %rax
+	iretq
+
+	.globl isr_spurious
+isr_spurious:
+	lock incl irq_spurious(%rip)
+	iretq
 
 	.section .rodata
 	.p2align 3

@@ -18,6 +18,7 @@
 #define PCI_CAP_PTR 0x34
 
 #define PCI_CAP_VENDOR 0x09
+#define PCI_CAP_MSIX 0x11
 #define VIRTIO_PCI_CAP_COMMON 1
 #define VIRTIO_PCI_CAP_NOTIFY 2
 #define VIRTIO_PCI_CAP_ISR 3
@@ -223,6 +224,31 @@ static const char *resolve(struct virtio_pci_dev *d, struct virtio_pci_region *r
 	return NULL;
 }
 
+/* Size BAR i, and place it when it is unassigned or outside the window. */
+static const char *setup_bar(struct virtio_pci_dev *d, unsigned i)
+{
+	if (d->bar_size[i])
+		return NULL;
+	struct bar_info b = bar_probe(d->dev, d->fn, i);
+	if (b.io || !b.valid)
+		return "capability points at an I/O or unimplemented BAR";
+	/* The guest maps [PCI_MMIO_BASE, 4 GiB) uncached and nothing
+	 * above 4 GiB: move a BAR that is unassigned or outside. */
+	if (b.base == 0 || b.base < PCI_MMIO_BASE ||
+	    b.base + b.size > PCI_MMIO_END || pci_force_assign) {
+		kprintf("flint-guest: pci: 00:%02x.%u BAR%u at 0x%lx "
+			"(size 0x%lx): assigning\n", d->dev, d->fn, i,
+			b.base, b.size);
+		const char *why = bar_assign(d->dev, d->fn, i, &b);
+		if (why)
+			return why;
+		d->bar_assigned[i] = true;
+	}
+	d->bar_base[i] = b.base;
+	d->bar_size[i] = b.size;
+	return NULL;
+}
+
 static const char *setup_bars(struct virtio_pci_dev *d)
 {
 	struct virtio_pci_region *regs[4] = { &d->common, &d->notify, &d->isr,
@@ -231,27 +257,33 @@ static const char *setup_bars(struct virtio_pci_dev *d)
 	for (unsigned k = 0; k < 4; k++) {
 		if (!regs[k]->present)
 			continue;
-		unsigned i = regs[k]->bar;
-		if (d->bar_size[i])
-			continue;
-		struct bar_info b = bar_probe(d->dev, d->fn, i);
-		if (b.io || !b.valid)
-			return "virtio capability points at an I/O or unimplemented BAR";
-		/* The guest maps [PCI_MMIO_BASE, 4 GiB) uncached and nothing
-		 * above 4 GiB: move a BAR that is unassigned or outside. */
-		if (b.base == 0 || b.base < PCI_MMIO_BASE ||
-		    b.base + b.size > PCI_MMIO_END || pci_force_assign) {
-			kprintf("flint-guest: pci: 00:%02x.%u BAR%u at 0x%lx "
-				"(size 0x%lx): assigning\n", d->dev, d->fn, i,
-				b.base, b.size);
-			const char *why = bar_assign(d->dev, d->fn, i, &b);
-			if (why)
-				return why;
-			d->bar_assigned[i] = true;
-		}
-		d->bar_base[i] = b.base;
-		d->bar_size[i] = b.size;
+		const char *why = setup_bar(d, regs[k]->bar);
+		if (why)
+			return why;
 	}
+	return NULL;
+}
+
+const char *virtio_pci_msix_map(struct virtio_pci_dev *d, uint64_t *table,
+				uint64_t *pba)
+{
+	if (d->msix_cap == 0)
+		return "no MSI-X capability";
+	if (d->msix_table_bar > 5 || d->msix_pba_bar > 5)
+		return "MSI-X table or PBA in a reserved BAR";
+	const char *why = setup_bar(d, d->msix_table_bar);
+	if (!why)
+		why = setup_bar(d, d->msix_pba_bar);
+	if (why)
+		return why;
+	uint64_t tlen = (uint64_t)d->msix_size * 16, plen = ((d->msix_size + 63u) / 64) * 8;
+	if (d->msix_table_off + tlen > d->bar_size[d->msix_table_bar] ||
+	    d->msix_pba_off + plen > d->bar_size[d->msix_pba_bar])
+		return "MSI-X table or PBA outside its BAR";
+	*table = d->bar_base[d->msix_table_bar] + d->msix_table_off;
+	*pba = d->bar_base[d->msix_pba_bar] + d->msix_pba_off;
+	uint16_t cmd = pci_cfg_read16(d->dev, d->fn, PCI_CMD);
+	pci_cfg_write16(d->dev, d->fn, PCI_CMD, cmd | PCI_CMD_MEM);
 	return NULL;
 }
 
@@ -287,6 +319,17 @@ found:
 			return "capability pointer outside 0x40..0xff";
 		uint8_t id = pci_cfg_read8(d->dev, d->fn, cap);
 		uint8_t next = pci_cfg_read8(d->dev, d->fn, cap + 1) & 0xfc;
+		if (id == PCI_CAP_MSIX && d->msix_cap == 0) {
+			uint32_t t = pci_cfg_read32(d->dev, d->fn, cap + 4);
+			uint32_t b = pci_cfg_read32(d->dev, d->fn, cap + 8);
+			d->msix_cap = cap;
+			d->msix_size = (uint16_t)((pci_cfg_read16(d->dev, d->fn, cap + PCI_MSIX_CTRL) &
+						   0x7ff) + 1);
+			d->msix_table_bar = t & 7;
+			d->msix_table_off = t & ~7u;
+			d->msix_pba_bar = b & 7;
+			d->msix_pba_off = b & ~7u;
+		}
 		if (id == PCI_CAP_VENDOR) {
 			uint8_t len = pci_cfg_read8(d->dev, d->fn, cap + 2);
 			uint8_t type = pci_cfg_read8(d->dev, d->fn, cap + 3);

@@ -46,7 +46,21 @@ struct virtio_pci_dev {
 	bool bar_assigned[6]; /* we placed it (firmware/VMM left it at 0) */
 	struct virtio_pci_region common, notify, isr, device;
 	uint32_t notify_mult;
+	/* MSI-X capability (config offset; 0: none): vectors, table and PBA. */
+	unsigned msix_cap;
+	uint16_t msix_size;
+	uint8_t msix_table_bar, msix_pba_bar;
+	uint32_t msix_table_off, msix_pba_off;
 };
+
+/* MSI-X capability: message control (at cap + 2) bits, table entry layout. */
+#define PCI_MSIX_CTRL 2
+#define PCI_MSIX_ENABLE 0x8000
+#define PCI_MSIX_MASKALL 0x4000
+#define PCI_MSIX_ENTRY_ADDR_LO 0
+#define PCI_MSIX_ENTRY_ADDR_HI 4
+#define PCI_MSIX_ENTRY_DATA 8
+#define PCI_MSIX_ENTRY_VCTRL 12 /* bit 0: vector masked */
 
 /*
  * Find the index'th (0-based) function on bus 0 with vendor 0x1af4 and
@@ -56,5 +70,13 @@ struct virtio_pci_dev {
  */
 const char *virtio_pci_probe(uint16_t device_id, unsigned index,
 			     struct virtio_pci_dev *out);
+
+/*
+ * After virtio_pci_probe: size (and if need be assign) the BARs holding the
+ * MSI-X table and PBA, and give their guest-physical addresses.  NULL on
+ * success, else a reason (no MSI-X capability among them).
+ */
+const char *virtio_pci_msix_map(struct virtio_pci_dev *d, uint64_t *table,
+				uint64_t *pba);
 
 #endif

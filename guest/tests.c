@@ -15,6 +15,7 @@ static const struct test all_tests[] = {
 	{ "blkmq", test_blkmq },
 	{ "blkbad", test_blkbad },
 	{ "blkpersist", test_blkpersist },
+	{ "blkirq", test_blkirq },
 	{ "blkbench", test_blkbench },
 	{ "triplefault", test_triplefault },
 	{ "reboot", test_reboot },

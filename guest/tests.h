@@ -30,6 +30,7 @@ const char *test_blk(void);
 const char *test_blkmq(void);
 const char *test_blkbad(void);
 const char *test_blkpersist(void);
+const char *test_blkirq(void);
 /* Block throughput, for bench/lab-blk.sh (not a pass/fail test). */
 const char *test_blkbench(void);
 /* Hostile modes: they end the VM on purpose. */

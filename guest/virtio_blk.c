@@ -186,11 +186,14 @@ static const char *setup_queue(struct vblk *d, unsigned i)
 	q->nfree = size;
 	for (unsigned k = 0; k < VBLK_QSIZE; k++)
 		q->owner[k] = FREE;
-	q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	uint16_t vector = d->irq && i == 0 ? 0 : NO_VECTOR;
+	q->avail->flags = vector == NO_VECTOR ? VRING_AVAIL_F_NO_INTERRUPT : 0;
 
-	wr16(cc, CC_Q_MSIX, NO_VECTOR);
-	if (rd16(cc, CC_Q_MSIX) != NO_VECTOR)
-		return "queue_msix_vector does not read back NO_VECTOR";
+	wr16(cc, CC_Q_MSIX, vector);
+	if (rd16(cc, CC_Q_MSIX) != vector)
+		return vector == NO_VECTOR ?
+			       "queue_msix_vector does not read back NO_VECTOR" :
+			       "queue_msix_vector does not read back vector 0";
 	wr64(cc, CC_Q_DESCLO, (uintptr_t)m->desc);
 	wr64(cc, CC_Q_AVAILLO, (uintptr_t)&m->avail);
 	wr64(cc, CC_Q_USEDLO, (uintptr_t)&m->used);

@@ -1,6 +1,8 @@
 /*
  * virtio-blk over modern virtio-pci (virtio 1.x), split virtqueues, polled
- * (no interrupts: every MSI-X vector is VIRTIO_MSI_NO_VECTOR).
+ * (no interrupts: every MSI-X vector is VIRTIO_MSI_NO_VECTOR, unless a test
+ * sets vblk.irq: then queue 0 uses MSI-X vector 0 and asks for interrupts,
+ * still polling the used ring).
  *
  * vblk_probe() touches PCI config space and must run at CPL0; everything
  * else only does MMIO on the BAR and ordinary memory accesses and runs at
@@ -91,6 +93,7 @@ struct vblk {
 	uint32_t max_discard_sectors, max_discard_seg, discard_align;
 	uint32_t max_wz_sectors, max_wz_seg;
 	uint8_t wz_may_unmap;
+	bool irq;                /* set before vblk_init: queue 0 on MSI-X vector 0 */
 	struct vblk_queue q[VBLK_MAX_QUEUES];
 };
 

@@ -77,8 +77,10 @@ static scmp_filter_ctx new_filter(void)
 /*
  * vhost-user control messages (queue start, feature negotiation, reset) go
  * out on vCPU threads: sendmsg and recvmsg only on the sockets connected at
- * set-up, and poll (bounded reply wait) on exactly one pollfd.  poll's fd
- * lives in memory and cannot be filtered; waiting on any fd grants nothing.
+ * set-up, and poll on exactly one pollfd (the bounded reply wait, and a
+ * guest's MSI-X PBA read checking a masked queue's call eventfd with a zero
+ * timeout).  poll's fd lives in memory and cannot be filtered; waiting on
+ * any fd grants nothing.
  * recvmsg is called without a control buffer, so fds a back end sends are
  * discarded by the kernel.
  */

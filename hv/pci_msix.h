@@ -1,13 +1,21 @@
 /*
  * MSI-X for a PCI device: the capability, the vector table and PBA in one of
- * the device's BARs, and a KVM GSI per vector.  A vector that is enabled
- * (MSI-X on, function not masked, vector not masked) has an MSI route with
- * the guest's address and data; any other vector routes to nothing, so an
- * eventfd bound to its GSI (irqfd) raises nothing.  Whoever holds the eventfd
- * (a card) thus signals the guest without flint-hv.
+ * the device's BARs, and a KVM GSI per vector.  Whoever holds an eventfd
+ * bound to a vector's GSI (irqfd; a card) signals the guest without flint-hv.
  *
- * Limit: an interrupt signalled while its vector is masked is dropped, not
- * kept pending in the PBA (which reads as zero).
+ * A vector delivers when MSI-X is on, the function is not masked and the
+ * vector is not masked.  The device that owns the capability is told (struct
+ * pci_msix_ops) when that changes, and must stop signalling a vector's GSI
+ * while the vector cannot deliver: virtio-pci deassigns the queue's irqfd,
+ * so the card's signals accumulate in the eventfd counter (held pending),
+ * and reassigns it on unmask; KVM then injects at once if the eventfd was
+ * signalled meanwhile.  Nothing is lost and nothing is delivered while masked.
+ *
+ * KVM routes follow the table lazily, so that a mask or unmask costs one KVM
+ * call (the owner's irqfd) rather than two: a vector's route is installed or
+ * updated when the vector can deliver (before the owner hears of it) and is
+ * left in place while it is masked (nothing signals its GSI then).  A message
+ * rewritten while masked reaches KVM on unmask; reset removes every route.
  */
 #ifndef FLINT_HV_PCI_MSIX_H
 #define FLINT_HV_PCI_MSIX_H
@@ -31,8 +39,25 @@ struct pci_msix_entry {
 	uint32_t w[4];
 };
 
+/*
+ * What the owning device learns.  Both run with the bus lock held, on a vCPU
+ * thread under seccomp.
+ */
+struct pci_msix_ops {
+	/*
+	 * Vector v can now deliver (masked false: its route is already in KVM)
+	 * or no longer can (masked true: stop signalling its GSI before
+	 * returning).  Only changes are reported; all vectors start masked.
+	 */
+	void (*vector_masked)(void *opaque, unsigned int v, bool masked);
+	/* PBA read: whether masked vector v has a message held (NULL: never). */
+	bool (*vector_pending)(void *opaque, unsigned int v);
+};
+
 struct pci_msix {
 	struct pci_device *dev;
+	const struct pci_msix_ops *ops; /* NULL: nobody to tell */
+	void *opaque;
 	unsigned int nr;        /* vectors */
 	unsigned int bar;
 	uint32_t table_off;     /* inside the BAR */
@@ -40,7 +65,9 @@ struct pci_msix {
 	unsigned int cap;       /* config offset of the capability */
 	uint32_t gsi_base;
 	struct pci_msix_entry table[PCI_MSIX_MAX];
-	bool routed[PCI_MSIX_MAX]; /* what KVM has now */
+	bool routed[PCI_MSIX_MAX];  /* KVM has a route for v, with message route[v] */
+	struct pci_msix_entry route[PCI_MSIX_MAX];
+	bool live[PCI_MSIX_MAX];    /* the owner was told v can deliver */
 };
 
 /*
@@ -51,12 +78,16 @@ struct pci_msix {
 int pci_msix_init(struct pci_msix *m, struct pci_bus *bus, struct pci_device *d,
 		  unsigned int nr, unsigned int bar, uint32_t table_off, uint32_t pba_off);
 
+/* Who to tell about mask changes (after init, before the guest runs). */
+void pci_msix_set_ops(struct pci_msix *m, const struct pci_msix_ops *ops, void *opaque);
+
 /* The GSI of vector v (v < nr). */
 uint32_t pci_msix_gsi(const struct pci_msix *m, unsigned int v);
 
 /*
  * A BAR access from the device's bar_read/bar_write: true if it hit the table
  * or PBA (and was served).  Table accesses must be 4 or 8 bytes, aligned.
+ * The PBA reads the owner's vector_pending for masked vectors.
  */
 bool pci_msix_bar_read(struct pci_msix *m, unsigned int bar, uint64_t off,
 		       uint8_t *data, unsigned int len);
@@ -66,10 +97,15 @@ bool pci_msix_bar_write(struct pci_msix *m, unsigned int bar, uint64_t off,
 /* From the device's config_written: reacts to the enable and mask bits. */
 void pci_msix_config_written(struct pci_msix *m, unsigned int off, unsigned int len);
 
-/* Whether vector v would deliver now (for tests and the transport). */
+/*
+ * Whether vector v can deliver now: not masked in any way, and KVM has its
+ * route (unmasked but not deliverable only after a failed routing update,
+ * retried at the next table or capability write).  Inside vector_masked it
+ * already gives the new state.
+ */
 bool pci_msix_vector_enabled(const struct pci_msix *m, unsigned int v);
 
-/* Back to power-on state (all vectors masked, MSI-X off); updates routes. */
+/* Back to power-on state (all vectors masked, MSI-X off); removes the routes. */
 void pci_msix_reset(struct pci_msix *m);
 
 #endif

@@ -1,6 +1,7 @@
 #include "virtio_pci.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -47,12 +48,21 @@ static uint64_t notify_addr(const struct virtio_pci *vp, unsigned int q)
 	       (uint64_t)q * VIRTIO_PCI_NOTIFY_MULTIPLIER;
 }
 
-/* Binds (or unbinds) queue q's call eventfd to its vector's GSI. */
+/*
+ * Binds (or unbinds) queue q's call eventfd to its vector's GSI: bound while
+ * the queue is enabled and its vector can deliver.  While the vector is
+ * masked the eventfd is unbound, so the card's signals add up in its counter
+ * (the message is pending); binding it again makes KVM inject at once if the
+ * counter is nonzero (kvm_irqfd_assign polls the eventfd after registering),
+ * and KVM resets the counter when an irqfd is unbound (every signal until
+ * then was injected).  One KVM call per change, none per interrupt.
+ */
 static void irqfd_update(struct virtio_pci *vp, unsigned int q)
 {
 	struct virtio_pci_queue *vq = &vp->q[q];
 	struct pci_bus *bus = vp->pci.bus;
-	bool want = vq->enabled && vq->msix_vector != PCI_MSIX_NO_VECTOR;
+	bool want = vq->enabled && vq->msix_vector != PCI_MSIX_NO_VECTOR &&
+		    pci_msix_vector_enabled(&vp->msix, vq->msix_vector);
 	uint32_t gsi = want ? pci_msix_gsi(&vp->msix, vq->msix_vector) : 0;
 
 	if (vq->irqfd_bound && (!want || gsi != vq->irqfd_gsi)) {
@@ -70,6 +80,47 @@ static void irqfd_update(struct virtio_pci *vp, unsigned int q)
 	}
 }
 
+/* pci_msix: vector v can deliver again, or no longer can. */
+static void vector_masked(void *opaque, unsigned int v, bool masked)
+{
+	struct virtio_pci *vp = opaque;
+
+	(void)masked; /* irqfd_update asks pci_msix itself */
+	for (unsigned int q = 0; q < vp->p.nr_queues; q++)
+		if (vp->q[q].msix_vector == v)
+			irqfd_update(vp, q);
+	/*
+	 * The configuration vector needs nothing: flint-hv never signals a
+	 * configuration change (the device config is fixed once negotiated).
+	 */
+}
+
+/*
+ * pci_msix's PBA read for masked vector v: pending if an enabled queue on v
+ * has a signalled call eventfd (unbound while masked, so nobody else drains
+ * it).  A zero-timeout poll of one fd, which the vCPU seccomp filter allows
+ * (the vhost-user reply wait uses the same); never on the data path.
+ */
+static bool vector_pending(void *opaque, unsigned int v)
+{
+	struct virtio_pci *vp = opaque;
+
+	for (unsigned int q = 0; q < vp->p.nr_queues; q++) {
+		const struct virtio_pci_queue *vq = &vp->q[q];
+		if (!vq->enabled || vq->msix_vector != v || vq->irqfd_bound || vq->call_fd < 0)
+			continue;
+		struct pollfd p = { .fd = vq->call_fd, .events = POLLIN };
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
+			return true;
+	}
+	return false;
+}
+
+static const struct pci_msix_ops msix_ops = {
+	.vector_masked = vector_masked,
+	.vector_pending = vector_pending,
+};
+
 static void reset_device(struct virtio_pci *vp)
 {
 	vp->p.ops->reset(vp->p.be);
@@ -79,6 +130,12 @@ static void reset_device(struct virtio_pci *vp)
 	vp->config_msix_vector = PCI_MSIX_NO_VECTOR;
 	vp->queue_select = 0;
 	vp->status = 0;
+	/*
+	 * A queue whose vector was masked keeps whatever its call eventfd
+	 * counted (flint-hv may not read it under seccomp): at worst one
+	 * spurious interrupt once the fd is bound again, which virtio drivers
+	 * ignore (nothing new in the used ring).
+	 */
 	for (unsigned int q = 0; q < vp->p.nr_queues; q++) {
 		struct virtio_pci_queue *vq = &vp->q[q];
 		vq->enabled = false;
@@ -180,10 +237,17 @@ static void enable_queue(struct virtio_pci *vp, unsigned int q)
 	}
 	vq->enabled = true;
 	irqfd_update(vp, q);
+	/*
+	 * The card gets the call eventfd when the queue has a vector, unless
+	 * binding it failed: with the vector masked it is unbound on purpose
+	 * (signals are held until the unmask).
+	 */
+	bool call = vq->msix_vector != PCI_MSIX_NO_VECTOR &&
+		    (vq->irqfd_bound || !pci_msix_vector_enabled(&vp->msix, vq->msix_vector));
 	struct virtio_pci_queue_info info = {
 		.index = q, .size = vq->size,
 		.desc = vq->desc, .driver = vq->driver, .device = vq->device,
-		.kick_fd = vq->kick_fd, .call_fd = vq->irqfd_bound ? vq->call_fd : -1,
+		.kick_fd = vq->kick_fd, .call_fd = call ? vq->call_fd : -1,
 	};
 	if (vp->p.ops->queue_start(vp->p.be, &info) != 0)
 		vp->status |= VIRTIO_STATUS_NEEDS_RESET;
@@ -461,6 +525,8 @@ int virtio_pci_init(struct virtio_pci *vp, struct pci_bus *bus,
 	/* One vector per queue plus one for configuration changes. */
 	bad = bad || pci_msix_init(&vp->msix, bus, d, p->nr_queues + 1, VIRTIO_PCI_MSIX_BAR, 0,
 				   VIRTIO_PCI_MSIX_PBA_OFF) != 0;
+	if (!bad)
+		pci_msix_set_ops(&vp->msix, &msix_ops, vp);
 	bad = bad || add_cap(vp, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_OFF,
 			     VIRTIO_PCI_COMMON_LEN, VIRTIO_CAP_LEN) != 0;
 	bad = bad || add_cap(vp, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF, 1,

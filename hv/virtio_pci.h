@@ -8,8 +8,12 @@
  * machine, feature negotiation and the device configuration window.  The data
  * path bypasses it: each queue's notify address is bound to a kick eventfd
  * (KVM_IOEVENTFD), and each queue's call eventfd is bound to the GSI of the
- * queue's MSI-X vector (KVM_IRQFD).  Whoever holds those eventfds (a card,
- * through the vhost-user front end) serves the queue.
+ * queue's MSI-X vector (KVM_IRQFD) while that vector is unmasked.  While it
+ * is masked (vector, function mask or MSI-X off) the call eventfd is
+ * unbound: the card's signals wait in its counter, the PBA shows them, and
+ * KVM injects them when the vector is unmasked and the eventfd bound again.
+ * Whoever holds those eventfds (a card, through the vhost-user front end)
+ * serves the queue.
  *
  * The device model itself is behind struct virtio_backend_ops.  Every call
  * happens with the PCI bus lock held, on a vCPU thread under seccomp.
@@ -80,7 +84,8 @@ struct virtio_pci_queue_info {
 	uint16_t size;
 	uint64_t desc, driver, device; /* guest-physical, alignment checked */
 	int kick_fd; /* KVM signals it on every notify of this queue */
-	int call_fd; /* signal it to interrupt the guest; -1: no MSI-X vector */
+	int call_fd; /* signal it to interrupt the guest; -1: no MSI-X vector
+		      * (or KVM refused the irqfd) */
 };
 
 /*

@@ -121,6 +121,9 @@ for queues in 1 2; do
 done
 
 # ---- the test guest's virtio-blk suite on flint-card-local --------------------
+# blkirq: MSI-X on queue 0; a completion while the vector (or the function) is
+# masked must not interrupt, must show in the PBA, and must arrive on unmask
+# (flint-hv unbinds the irqfd while masked and binds it again on unmask).
 label=flint-local-guest
 SOCK=/tmp/card-local-guest.sock
 rm -f "$SOCK" /tmp/store-guest.img
@@ -130,9 +133,13 @@ CARD_PID=$!
 i=0
 while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 run_l2 "$label" "$HV" --kernel /flint/guest/flint-test-guest.elf --mem 128 --cpus 2 \
-    --debug-exit --blk "socket=$SOCK,queues=2" --cmdline "tests=blk,blkmq,blkbad"
+    --debug-exit --blk "socket=$SOCK,queues=2" --cmdline "tests=blk,blkmq,blkbad,blkirq"
 check "$label: exit status 0, got $L2_STATUS" [ "$L2_STATUS" = 0 ]
-check "$label: blk, blkmq, blkbad passed" has_line "$label" "flint-guest: 3 passed, 0 failed"
+check "$label: blk, blkmq, blkbad, blkirq passed" has_line "$label" "flint-guest: 4 passed, 0 failed"
+check "$label: blkirq: a masked MSI-X vector held its interrupt, unmasking delivered it" \
+    has_line "$label" "flint-guest: test blkirq: ok"
+grep -aE 'flint-guest: (blkirq: (.* mask:|[0-9]+ interrupts)|test blkirq)' "/tmp/$label.out" |
+    sed "s/^/# $label| /"
 kill "$CARD_PID" 2>/dev/null
 wait "$CARD_PID" 2>/dev/null
 check "$label: release destroyed the key" grep -q "released: key destroyed" /tmp/card-guest.log
@@ -152,10 +159,10 @@ if [ -x "$QSD" ]; then
     i=0
     while [ ! -S /tmp/qsd.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     run_l2 "$label" "$HV" --kernel /flint/guest/flint-test-guest.elf --mem 128 --cpus 2 \
-        --debug-exit --blk "socket=/tmp/qsd.sock,queues=2" --cmdline "tests=blk,blkmq"
+        --debug-exit --blk "socket=/tmp/qsd.sock,queues=2" --cmdline "tests=blk,blkmq,blkirq"
     check "$label: exit status 0, got $L2_STATUS" [ "$L2_STATUS" = 0 ]
-    check "$label: blk, blkmq passed against qemu-storage-daemon" \
-        has_line "$label" "flint-guest: 2 passed, 0 failed"
+    check "$label: blk, blkmq, blkirq passed against qemu-storage-daemon" \
+        has_line "$label" "flint-guest: 3 passed, 0 failed"
     kill "$QSD_PID" 2>/dev/null
     wait "$QSD_PID" 2>/dev/null
 else
@@ -237,9 +244,9 @@ if [ -x "$EBS" ] && [ -x "$NBD" ]; then
 
     label=flint-ebs-guest
     run_l2 "$label" "$HV" --kernel "$GUEST" --mem 128 --cpus 2 --debug-exit \
-        --blk "socket=/tmp/ebs.sock,queues=2" --cmdline "tests=blk,blkmq,blkbad blk.serial=vol-lab"
+        --blk "socket=/tmp/ebs.sock,queues=2" --cmdline "tests=blk,blkmq,blkbad,blkirq blk.serial=vol-lab"
     check "$label: exit status 0, got $L2_STATUS" [ "$L2_STATUS" = 0 ]
-    check "$label: blk, blkmq, blkbad passed" has_line "$label" "flint-guest: 3 passed, 0 failed"
+    check "$label: blk, blkmq, blkbad, blkirq passed" has_line "$label" "flint-guest: 4 passed, 0 failed"
     kill "$EBS_PID" 2>/dev/null
     wait "$EBS_PID" 2>/dev/null
     check "card-ebs: detach wiped the key" grep -q "volume detached, key wiped" /tmp/ebs.log

@@ -1,11 +1,11 @@
 #!/bin/sh
 # The flint test guest's virtio-blk driver against vhost-user-blk back ends,
 # QEMU (TCG, q35) as the front end:
-#   card-ebs (over flint-nbd-server): blk, blkmq, blkbad; blkpersist write,
+#   card-ebs (over flint-nbd-server): blk, blkmq, blkbad, blkirq; blkpersist write,
 #     card restart (SIGTERM, same key), blkpersist verify (+ a wrong-seed
 #     verify that must fail: the check is not vacuous)
-#   card-local: blk, blkmq, blkbad; blk with the BAR moved by the guest
-#   qemu-storage-daemon (a back end nobody here wrote): blk, blkmq
+#   card-local: blk, blkmq, blkbad, blkirq; blk with the BAR moved by the guest
+#   qemu-storage-daemon (a back end nobody here wrote): blk, blkmq, blkirq
 #     (not blkbad: libvhost-user vu_panic()s on a bad descriptor, by design)
 # Usage: blk-on-qemu.sh --guest ELF [--card-ebs PATH] [--card-local PATH]
 #          [--nbd-server PATH] [--qsd PATH|none]
@@ -110,7 +110,8 @@ guest() {
 	if [ "$ok" -eq 1 ]; then
 		echo "PASS [$name] (${secs}s, '$cmdline')"
 		passes=$((passes + 1))
-		tr -d '\033\r' <"$log" | grep -a 'flint-guest: blkbad: *[0-9]' |
+		tr -d '\033\r' <"$log" |
+			grep -aE 'flint-guest: (blkbad: *[0-9]|blkirq: ([0-9]+ interrupts|[a-z]+ mask:))' |
 			sed 's/^flint-guest: /    /'
 	else
 		failures=$((failures + 1))
@@ -143,9 +144,9 @@ if [ -n "$ebs" ]; then
 	}
 	if wait_socket "$tmp/nbd.sock" "$nbd_pid" flint-nbd-server && start_ebs; then
 		guest ebs-blk "$tmp/ebs.sock" 0 \
-			"tests=blk,blkmq,blkbad blk.serial=vol-test blk.seed=$seed" \
+			"tests=blk,blkmq,blkbad,blkirq blk.serial=vol-test blk.seed=$seed" \
 			'flint-guest: test blk: ok' 'flint-guest: test blkmq: ok' \
-			'flint-guest: test blkbad: ok' "$(all_ok 3)"
+			'flint-guest: test blkbad: ok' 'flint-guest: test blkirq: ok' "$(all_ok 4)"
 		guest ebs-persist-write "$tmp/ebs.sock" 0 \
 			"tests=blkpersist blk.phase=write blk.seed=$seed" \
 			'flint-guest: blkpersist: wrote and flushed' "$(all_ok 1)"
@@ -180,9 +181,9 @@ if [ -n "$local_card" ]; then
 	local_pid=$!; pids="$pids $local_pid"
 	if wait_socket "$tmp/local.sock" "$local_pid" flint-card-local; then
 		guest local-blk "$tmp/local.sock" 0 \
-			"tests=blk,blkmq,blkbad blk.serial=local-test blk.seed=$seed" \
+			"tests=blk,blkmq,blkbad,blkirq blk.serial=local-test blk.seed=$seed" \
 			'flint-guest: test blk: ok' 'flint-guest: test blkmq: ok' \
-			'flint-guest: test blkbad: ok' "$(all_ok 3)"
+			'flint-guest: test blkbad: ok' 'flint-guest: test blkirq: ok' "$(all_ok 4)"
 		# The driver places the BAR itself (path used when nobody did).
 		guest local-reassign "$tmp/local.sock" 0 \
 			"tests=blk pci.reassign=1 blk.seed=$seed" \
@@ -201,9 +202,9 @@ if [ "$qsd" != none ] && command -v "$qsd" >/dev/null 2>&1; then
 		>"$tmp/qsd.log" 2>&1 &
 	qsd_pid=$!; pids="$pids $qsd_pid"
 	if wait_socket "$tmp/qsd.sock" "$qsd_pid" qemu-storage-daemon; then
-		guest qsd-blk "$tmp/qsd.sock" 0 "tests=blk,blkmq blk.seed=$seed" \
+		guest qsd-blk "$tmp/qsd.sock" 0 "tests=blk,blkmq,blkirq blk.seed=$seed" \
 			'flint-guest: test blk: ok' 'flint-guest: test blkmq: ok' \
-			"$(all_ok 2)"
+			'flint-guest: test blkirq: ok' "$(all_ok 3)"
 	else
 		fail qsd "back end did not start"; cat "$tmp/qsd.log"
 	fi

@@ -336,17 +336,33 @@ static void test_msix_routes(void **state)
 	assert_int_equal(pci_msix_gsi(&msix, 1), FLINT_PCI_MSI_GSI_BASE + 1);
 	assert_int_equal(e->u.msi.address_lo, 0xfee00000);
 	assert_int_equal(e->u.msi.data, 0x4041);
-	/* Function mask: the route goes away. */
+	/* Function mask: the vector stops delivering; its route stays (lazy). */
 	pci_config_write(&bus, 8, 0x42, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
-	assert_int_equal(fk.routing_nr, PCI_DEFAULT_ROUTES);
 	assert_false(pci_msix_vector_enabled(&msix, 1));
+	assert_int_equal(fk.routing_calls, 1);
 	pci_config_write(&bus, 8, 0x42, 2, PCI_MSIX_FLAGS_ENABLE);
+	assert_true(pci_msix_vector_enabled(&msix, 1));
+	assert_int_equal(fk.routing_calls, 1); /* route unchanged: no KVM call */
 	assert_int_equal(fk.routing_nr, PCI_DEFAULT_ROUTES + 1);
-	/* New data while unmasked updates the route; masking the vector drops it. */
+	/* New data while unmasked updates the route at once. */
 	mmio_write(&bus, table + 24, 4, 0x4042);
+	assert_int_equal(fk.routing_calls, 2);
 	assert_int_equal(fk.routing[PCI_DEFAULT_ROUTES].u.msi.data, 0x4042);
+	/* Writing the same data again, or another vector's mask bit: no KVM call. */
+	mmio_write(&bus, table + 24, 4, 0x4042);
+	mmio_write(&bus, table + 12, 4, 1);
+	assert_int_equal(fk.routing_calls, 2);
+	/* Masked, the message may change (Linux: mask, write, unmask): it reaches KVM on unmask. */
 	mmio_write(&bus, table + 28, 4, 1);
-	assert_int_equal(fk.routing_nr, PCI_DEFAULT_ROUTES);
+	mmio_write(&bus, table + 16, 8, 0xfee01000);
+	mmio_write(&bus, table + 24, 4, 0x4043);
+	assert_int_equal(fk.routing_calls, 2);
+	assert_int_equal(fk.routing[PCI_DEFAULT_ROUTES].u.msi.data, 0x4042);
+	mmio_write(&bus, table + 28, 4, 0);
+	assert_int_equal(fk.routing_calls, 3);
+	assert_int_equal(fk.routing_nr, PCI_DEFAULT_ROUTES + 1);
+	assert_int_equal(fk.routing[PCI_DEFAULT_ROUTES].u.msi.address_lo, 0xfee01000);
+	assert_int_equal(fk.routing[PCI_DEFAULT_ROUTES].u.msi.data, 0x4043);
 	/* Table size field is read-only; only enable/mask bits are writable. */
 	pci_config_write(&bus, 8, 0x42, 2, 0x3fff);
 	assert_int_equal(pci_config_read(&bus, 8, 0x42, 2), 3);
@@ -355,7 +371,7 @@ static void test_msix_routes(void **state)
 	mmio_write(&bus, table + 16, 2, 0);
 	mmio_write(&bus, table + 18, 4, 0);
 	assert_int_equal(fk.routing_calls, calls);
-	assert_int_equal(mmio_read(&bus, table + 16, 4), 0xfee00000);
+	assert_int_equal(mmio_read(&bus, table + 16, 4), 0xfee01000);
 	assert_int_equal(mmio_read(&bus, table + 16, 2), 0xffff);
 	assert_int_equal(mmio_read(&bus, table + 0x800, 8), 0);
 	assert_int_equal(mmio_read(&bus, table + 4 * 16, 4), 0x5a5a5a5a); /* past the table */
@@ -363,6 +379,147 @@ static void test_msix_routes(void **state)
 	pci_msix_reset(&msix);
 	assert_int_equal(pci_config_read(&bus, 8, 0x42, 2), 3);
 	assert_int_equal(mmio_read(&bus, table + 28, 4), 1);
+	assert_int_equal(fk.routing_nr, PCI_DEFAULT_ROUTES);
+	calls = fk.routing_calls;
+	pci_msix_reset(&msix); /* nothing left to remove: no KVM call */
+	assert_int_equal(fk.routing_calls, calls);
+}
+
+/* What the owner of the capability hears, and when relative to the routes. */
+struct owner_event { unsigned int v; bool masked; unsigned int routing_calls; bool routed; };
+static struct owner_event events[32];
+static unsigned int nr_events;
+static uint32_t pending_mask;
+
+static bool route_in_kvm(uint32_t gsi)
+{
+	for (unsigned int i = 0; i < fk.routing_nr; i++)
+		if (fk.routing[i].gsi == gsi && fk.routing[i].type == KVM_IRQ_ROUTING_MSI)
+			return true;
+	return false;
+}
+
+static void owner_masked(void *opaque, unsigned int v, bool masked)
+{
+	assert_ptr_equal(opaque, &dev);
+	assert_true(nr_events < 32);
+	events[nr_events++] = (struct owner_event){
+		v, masked, fk.routing_calls, route_in_kvm(pci_msix_gsi(&msix, v)),
+	};
+	/* The state pci_msix reports is already the new one. */
+	assert_int_equal(pci_msix_vector_enabled(&msix, v), !masked);
+}
+
+static bool owner_pending(void *opaque, unsigned int v)
+{
+	(void)opaque;
+	assert_false(pci_msix_vector_enabled(&msix, v)); /* asked for masked vectors only */
+	return (pending_mask >> v) & 1;
+}
+
+static const struct pci_msix_ops owner_ops = {
+	.vector_masked = owner_masked, .vector_pending = owner_pending,
+};
+
+static void test_msix_owner(void **state)
+{
+	(void)state;
+	nr_events = 0;
+	pending_mask = 0;
+	pci_msix_set_ops(&msix, &owner_ops, &dev);
+	pci_config_write(&bus, 8, 4, 2, PCI_COMMAND_MEMORY);
+	const uint64_t table = 0xc0004000, pba = table + 0x800;
+	for (unsigned int v = 0; v < 4; v++) {
+		mmio_write(&bus, table + 16 * v, 8, 0xfee00000);
+		mmio_write(&bus, table + 16 * v + 8, 4, 0x40 + v);
+	}
+	/* Unmasking in the table with MSI-X off tells nobody. */
+	mmio_write(&bus, table + 12, 4, 0);
+	mmio_write(&bus, table + 28, 4, 0);
+	assert_int_equal(nr_events, 0);
+	/* MSI-X on: vectors 0 and 1 go live after their routes are in KVM (one call). */
+	pci_config_write(&bus, 8, 0x42, 2, PCI_MSIX_FLAGS_ENABLE);
+	assert_int_equal(fk.routing_calls, 1);
+	assert_int_equal(nr_events, 2);
+	for (unsigned int i = 0; i < 2; i++) {
+		assert_int_equal(events[i].v, i);
+		assert_false(events[i].masked);
+		assert_int_equal(events[i].routing_calls, 1);
+		assert_true(events[i].routed);
+	}
+	/* Masking vector 1: reported, no KVM routing call, route still there. */
+	mmio_write(&bus, table + 28, 4, 1);
+	assert_int_equal(nr_events, 3);
+	assert_int_equal(events[2].v, 1);
+	assert_true(events[2].masked);
+	assert_true(events[2].routed);
+	assert_int_equal(fk.routing_calls, 1);
+	/* Masking it again, or rewriting its message while masked: nothing. */
+	mmio_write(&bus, table + 28, 4, 1);
+	mmio_write(&bus, table + 24, 4, 0x51);
+	assert_int_equal(nr_events, 3);
+	assert_int_equal(fk.routing_calls, 1);
+	/* PBA: only masked vectors the owner holds a message for; any width. */
+	pending_mask = 0xf;
+	assert_int_equal(mmio_read(&bus, pba, 8), 0xe); /* 1, 2 and 3 are masked */
+	pending_mask = 1U << 1;
+	assert_int_equal(mmio_read(&bus, pba, 4), 0x2);
+	assert_int_equal(mmio_read(&bus, pba, 1), 0x2);
+	assert_int_equal(mmio_read(&bus, pba + 1, 1), 0);
+	pending_mask = 0;
+	assert_int_equal(mmio_read(&bus, pba, 8), 0);
+	/* Unmask: the new message reaches KVM first, then the owner hears. */
+	mmio_write(&bus, table + 28, 4, 0);
+	assert_int_equal(nr_events, 4);
+	assert_int_equal(events[3].v, 1);
+	assert_false(events[3].masked);
+	assert_int_equal(events[3].routing_calls, 2);
+	assert_int_equal(fk.routing[PCI_DEFAULT_ROUTES + 1].u.msi.data, 0x51);
+	/* Function mask: every live vector reported masked, no routing call. */
+	pci_config_write(&bus, 8, 0x42, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	assert_int_equal(nr_events, 6);
+	assert_true(events[4].masked && events[5].masked);
+	assert_int_equal(events[4].v + events[5].v, 1);
+	assert_int_equal(fk.routing_calls, 2);
+	pending_mask = 0x3;
+	assert_int_equal(mmio_read(&bus, pba, 8), 0x3);
+	pci_config_write(&bus, 8, 0x42, 2, PCI_MSIX_FLAGS_ENABLE);
+	assert_int_equal(nr_events, 8);
+	assert_false(events[6].masked || events[7].masked);
+	assert_int_equal(mmio_read(&bus, pba, 8), 0);
+	/* MSI-X off behaves the same. */
+	pci_config_write(&bus, 8, 0x42, 2, 0);
+	assert_int_equal(nr_events, 10);
+	assert_true(events[8].masked && events[9].masked);
+	assert_int_equal(mmio_read(&bus, pba, 8), 0x3);
+	pci_config_write(&bus, 8, 0x42, 2, PCI_MSIX_FLAGS_ENABLE);
+	assert_int_equal(nr_events, 12);
+	assert_int_equal(fk.routing_calls, 2);
+	/* A failed routing call keeps a newly unmasked vector masked for the owner. */
+	fk.fail_routing = 1;
+	mmio_write(&bus, table + 2 * 16 + 12, 4, 0);
+	assert_int_equal(nr_events, 12);
+	assert_false(route_in_kvm(pci_msix_gsi(&msix, 2)));
+	assert_false(pci_msix_vector_enabled(&msix, 2));
+	pending_mask = 1U << 2; /* and what the owner holds for it shows as pending */
+	assert_int_equal(mmio_read(&bus, pba, 8), 0x4);
+	pending_mask = 0;
+	fk.fail_routing = 0;
+	mmio_write(&bus, table + 3 * 16 + 8, 4, 0x43); /* any later sync retries */
+	assert_int_equal(nr_events, 13);
+	assert_int_equal(events[12].v, 2);
+	assert_true(events[12].routed);
+	/* Reset: live vectors reported masked before their routes go. */
+	unsigned int calls = fk.routing_calls;
+	pci_msix_reset(&msix);
+	assert_int_equal(nr_events, 16);
+	for (unsigned int i = 13; i < 16; i++) {
+		assert_true(events[i].masked);
+		assert_true(events[i].routed);
+		assert_int_equal(events[i].routing_calls, calls);
+	}
+	assert_int_equal(fk.routing_calls, calls + 1);
+	assert_int_equal(fk.routing_nr, PCI_DEFAULT_ROUTES);
 }
 
 static void test_slots_full(void **state)
@@ -391,6 +548,7 @@ int main(void)
 		cmocka_unit_test_setup(test_cap_list, setup),
 		cmocka_unit_test_setup(test_bar_decode, setup),
 		cmocka_unit_test_setup(test_msix_routes, setup),
+		cmocka_unit_test_setup(test_msix_owner, setup),
 		cmocka_unit_test_setup(test_slots_full, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,22 +1,32 @@
 /*
  * A recording stand-in for the KVM calls the PCI bus makes (routing table,
- * irqfd, ioeventfd), shared by the PCI unit tests.
+ * irqfd, ioeventfd), shared by the PCI unit tests.  Its irqfd does what
+ * KVM's does to a real eventfd: assigning one that is already signalled
+ * injects at once (counted in injected; the counter is left as it is), and
+ * deassigning resets the counter (read here).
  */
 #ifndef FLINT_TEST_PCI_FAKE_H
 #define FLINT_TEST_PCI_FAKE_H
 
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pci.h"
 
 #define FAKE_MAX 64
 
 struct fake_kvm {
+	int fail_routing;     /* nonzero: KVM_SET_GSI_ROUTING fails (EINVAL), table kept */
 	unsigned int routing_calls;
 	unsigned int routing_nr;
 	struct kvm_irq_routing_entry routing[PCI_DEFAULT_ROUTES + PCI_MSI_GSIS];
+	int fail_irqfd;       /* nonzero: KVM_IRQFD fails (ENOMEM) */
 	unsigned int nr_irqfd;
-	struct { int fd; uint32_t gsi; bool assign; } irqfd[FAKE_MAX];
+	/* routed: the GSI had an MSI route in the last table when the call came */
+	struct { int fd; uint32_t gsi; bool assign; bool routed; } irqfd[FAKE_MAX];
+	unsigned int injected;
 	unsigned int nr_ioeventfd;
 	struct { int fd; uint64_t addr; unsigned int len; bool assign; } ioeventfd[FAKE_MAX];
 };
@@ -25,19 +35,45 @@ static int fake_routing(void *ctx, const struct kvm_irq_routing *t)
 {
 	struct fake_kvm *f = ctx;
 	f->routing_calls++;
+	if (f->fail_routing) {
+		errno = EINVAL;
+		return -1;
+	}
 	f->routing_nr = t->nr;
 	memcpy(f->routing, t->entries, t->nr * sizeof(t->entries[0]));
 	return 0;
 }
 
+static inline bool fake_fd_signalled(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
 static int fake_irqfd(void *ctx, int fd, uint32_t gsi, bool assign)
 {
 	struct fake_kvm *f = ctx;
+	bool routed = false;
+	for (unsigned int i = 0; i < f->routing_nr; i++)
+		if (f->routing[i].gsi == gsi && f->routing[i].type == KVM_IRQ_ROUTING_MSI)
+			routed = true;
 	if (f->nr_irqfd < FAKE_MAX) {
 		f->irqfd[f->nr_irqfd].fd = fd;
 		f->irqfd[f->nr_irqfd].gsi = gsi;
 		f->irqfd[f->nr_irqfd].assign = assign;
+		f->irqfd[f->nr_irqfd].routed = routed;
 		f->nr_irqfd++;
+	}
+	if (f->fail_irqfd) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (assign && fake_fd_signalled(fd))
+		f->injected++;
+	if (!assign && fake_fd_signalled(fd)) {
+		uint64_t n;
+		if (read(fd, &n, sizeof(n)) != sizeof(n))
+			return -1;
 	}
 	return 0;
 }

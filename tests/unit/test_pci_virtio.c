@@ -1,13 +1,15 @@
 /*
  * The virtio-pci transport against a fake back end: identity and
  * capabilities, feature negotiation, the queue set-up state machine, irqfd
- * and ioeventfd binding, device config bounds and reset.
+ * and ioeventfd binding, MSI-X masking (irqfd unbound while the vector is
+ * masked, the PBA), device config bounds and reset.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
 #include <cmocka.h>
 
@@ -185,10 +187,76 @@ static void negotiate(void)
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, 0x0b);
 }
 
+/* MSI-X through config space and BAR 2, as a driver does it. */
+static uint64_t msix_table(void)
+{
+	return vp.pci.bars[VIRTIO_PCI_MSIX_BAR].addr;
+}
+
+static void msix_flags(uint16_t flags)
+{
+	pci_config_write(&bus, 8, vp.msix.cap + 2, 2, flags);
+}
+
+static void vector_program(unsigned int v, uint32_t data)
+{
+	mmio_write(&bus, msix_table() + 16 * v, 8, 0xfee00000);
+	mmio_write(&bus, msix_table() + 16 * v + 8, 4, data);
+}
+
+static void vector_mask(unsigned int v, bool masked)
+{
+	mmio_write(&bus, msix_table() + 16 * v + 12, 4, masked);
+}
+
+static uint64_t pba(void)
+{
+	return mmio_read(&bus, msix_table() + VIRTIO_PCI_MSIX_PBA_OFF, 8);
+}
+
+/* Queue q at valid ring addresses, with vector v (not enabled). */
+static void queue_prepare(unsigned int q, uint16_t v)
+{
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_SELECT), 2, q);
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_MSIX), 2, v);
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_DESCLO), 8, 0x10000 + 0x1000 * q);
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_AVAILLO), 8, 0x20000 + 0x1000 * q);
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_USEDLO), 8, 0x30000 + 0x1000 * q);
+}
+
+static void queue_enable(unsigned int q)
+{
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_SELECT), 2, q);
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_ENABLE), 2, 1);
+}
+
+static void queue_vector(unsigned int q, uint16_t v)
+{
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_SELECT), 2, q);
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_MSIX), 2, v);
+}
+
+/* The irqfd call number i was (fd of queue q, vector v, assign). */
+static void expect_irqfd(unsigned int i, unsigned int q, unsigned int v, bool assign)
+{
+	assert_true(i < fk.nr_irqfd);
+	assert_int_equal(fk.irqfd[i].fd, vp.q[q].call_fd);
+	assert_int_equal(fk.irqfd[i].gsi, pci_msix_gsi(&vp.msix, v));
+	assert_int_equal(fk.irqfd[i].assign, assign);
+	/* A GSI always has its route while an irqfd is bound to it. */
+	assert_true(fk.irqfd[i].routed);
+}
+
 static void test_queue_setup(void **state)
 {
 	(void)state;
 	negotiate();
+	/* MSI-X on, vectors 0 and 2 programmed and unmasked (the driver's order). */
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	vector_program(0, 0x40);
+	vector_program(2, 0x42);
+	vector_mask(0, false);
+	vector_mask(2, false);
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_SELECT), 2, 1);
 	assert_int_equal(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_Q_SIZE), 2), 256);
 	assert_int_equal(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_Q_NOFF), 2), 1);
@@ -222,9 +290,7 @@ static void test_queue_setup(void **state)
 	assert_int_equal(be.last.call_fd, vp.q[1].call_fd);
 	/* The call eventfd is bound to the GSI of vector 2. */
 	assert_int_equal(fk.nr_irqfd, 1);
-	assert_true(fk.irqfd[0].assign);
-	assert_int_equal(fk.irqfd[0].fd, vp.q[1].call_fd);
-	assert_int_equal(fk.irqfd[0].gsi, pci_msix_gsi(&vp.msix, 2));
+	expect_irqfd(0, 1, 2, true);
 	/* Frozen while enabled: size and addresses. */
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_SIZE), 2, 64);
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_DESCLO), 4, 0);
@@ -233,10 +299,8 @@ static void test_queue_setup(void **state)
 	/* A new vector rebinds the irqfd. */
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_MSIX), 2, 0);
 	assert_int_equal(fk.nr_irqfd, 3);
-	assert_false(fk.irqfd[1].assign);
-	assert_int_equal(fk.irqfd[1].gsi, pci_msix_gsi(&vp.msix, 2));
-	assert_true(fk.irqfd[2].assign);
-	assert_int_equal(fk.irqfd[2].gsi, pci_msix_gsi(&vp.msix, 0));
+	expect_irqfd(1, 1, 2, false);
+	expect_irqfd(2, 1, 0, true);
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, 0x0f);
 	assert_int_equal(be.driver_ok, 1);
 	/* No such queue: size 0, writes ignored. */
@@ -256,6 +320,232 @@ static void test_queue_setup(void **state)
 	assert_int_equal(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_Q_SIZE), 2), 256);
 	assert_int_equal(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_Q_DESCLO), 8), 0);
 	assert_int_equal(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_GF), 4), 0);
+}
+
+/* Masking a vector unbinds the irqfds of its queues; unmasking binds them again. */
+static void test_vector_mask(void **state)
+{
+	(void)state;
+	negotiate();
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	vector_program(0, 0x40);
+	vector_program(1, 0x41);
+	/* Queue 0 enabled while its vector is masked: no irqfd, yet the card gets the fd. */
+	queue_prepare(0, 0);
+	queue_enable(0);
+	assert_int_equal(be.starts, 1);
+	assert_int_equal(be.last.call_fd, vp.q[0].call_fd);
+	assert_int_equal(fk.nr_irqfd, 0);
+	/* Unmask: one irqfd call, after the route (expect_irqfd checks). */
+	unsigned int calls = fk.routing_calls;
+	vector_mask(0, false);
+	assert_int_equal(fk.routing_calls, calls + 1);
+	assert_int_equal(fk.nr_irqfd, 1);
+	expect_irqfd(0, 0, 0, true);
+	/* Mask: one irqfd call, no routing call (the route stays for the unmask). */
+	vector_mask(0, true);
+	assert_int_equal(fk.nr_irqfd, 2);
+	expect_irqfd(1, 0, 0, false);
+	assert_int_equal(fk.routing_calls, calls + 1);
+	/* Unmasking again costs only the irqfd call. */
+	vector_mask(0, false);
+	assert_int_equal(fk.nr_irqfd, 3);
+	expect_irqfd(2, 0, 0, true);
+	assert_int_equal(fk.routing_calls, calls + 1);
+	/* Another vector's mask bit leaves queue 0 alone. */
+	vector_mask(1, false);
+	vector_mask(1, true);
+	assert_int_equal(fk.nr_irqfd, 3);
+	/* Function mask-all: the same as masking. */
+	msix_flags(PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	assert_int_equal(fk.nr_irqfd, 4);
+	expect_irqfd(3, 0, 0, false);
+	vector_mask(0, false); /* the vector bit alone does not unmask it */
+	assert_int_equal(fk.nr_irqfd, 4);
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	assert_int_equal(fk.nr_irqfd, 5);
+	expect_irqfd(4, 0, 0, true);
+	/* MSI-X disabled: the same again. */
+	msix_flags(0);
+	assert_int_equal(fk.nr_irqfd, 6);
+	expect_irqfd(5, 0, 0, false);
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	assert_int_equal(fk.nr_irqfd, 7);
+	expect_irqfd(6, 0, 0, true);
+	/* Two queues on one vector: both follow it. */
+	queue_prepare(1, 0);
+	queue_enable(1);
+	assert_int_equal(fk.nr_irqfd, 8);
+	expect_irqfd(7, 1, 0, true);
+	vector_mask(0, true);
+	assert_int_equal(fk.nr_irqfd, 10);
+	expect_irqfd(8, 0, 0, false);
+	expect_irqfd(9, 1, 0, false);
+	vector_mask(0, false);
+	assert_int_equal(fk.nr_irqfd, 12);
+	expect_irqfd(10, 0, 0, true);
+	expect_irqfd(11, 1, 0, true);
+	assert_int_equal(vp.kvm_errors, 0);
+}
+
+/* The queue's vector changes while one or the other is masked. */
+static void test_vector_change_while_masked(void **state)
+{
+	(void)state;
+	negotiate();
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	vector_program(0, 0x40);
+	vector_program(1, 0x41);
+	queue_prepare(0, 0);
+	queue_enable(0);
+	assert_int_equal(fk.nr_irqfd, 0);
+	/* Masked vector 0 to masked vector 1: still nothing bound. */
+	queue_vector(0, 1);
+	assert_int_equal(fk.nr_irqfd, 0);
+	/* Unmasking the old vector does not bind the queue; the new one does. */
+	vector_mask(0, false);
+	assert_int_equal(fk.nr_irqfd, 0);
+	vector_mask(1, false);
+	assert_int_equal(fk.nr_irqfd, 1);
+	expect_irqfd(0, 0, 1, true);
+	/* Live vector 1 to masked vector 2: unbound, not rebound. */
+	vector_program(2, 0x42);
+	queue_vector(0, 2);
+	assert_int_equal(fk.nr_irqfd, 2);
+	expect_irqfd(1, 0, 1, false);
+	/* Masked vector 2 to live vector 0: bound there. */
+	queue_vector(0, 0);
+	assert_int_equal(fk.nr_irqfd, 3);
+	expect_irqfd(2, 0, 0, true);
+	/* Live vector 0 to NO_VECTOR, then masking vector 0: nothing more. */
+	queue_vector(0, PCI_MSIX_NO_VECTOR);
+	assert_int_equal(fk.nr_irqfd, 4);
+	expect_irqfd(3, 0, 0, false);
+	vector_mask(0, true);
+	vector_mask(0, false);
+	assert_int_equal(fk.nr_irqfd, 4);
+}
+
+/* Device reset (status 0) with the vector live, and with it masked. */
+static void test_reset_and_mask(void **state)
+{
+	(void)state;
+	negotiate();
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	vector_program(0, 0x40);
+	vector_mask(0, false);
+	queue_prepare(0, 0);
+	queue_enable(0);
+	assert_int_equal(fk.nr_irqfd, 1);
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, 0);
+	assert_int_equal(fk.nr_irqfd, 2);
+	expect_irqfd(1, 0, 0, false);
+	/* The queue forgot its vector: masking and unmasking touch nothing. */
+	vector_mask(0, true);
+	vector_mask(0, false);
+	assert_int_equal(fk.nr_irqfd, 2);
+	/* Masked at reset: nothing bound, nothing to unbind, nothing afterwards. */
+	negotiate();
+	vector_mask(0, true);
+	queue_prepare(0, 0);
+	queue_enable(0);
+	assert_int_equal(fk.nr_irqfd, 2);
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, 0);
+	vector_mask(0, false);
+	assert_int_equal(fk.nr_irqfd, 2);
+	/* MSI-X itself is not reset by a virtio reset: the table keeps its state. */
+	assert_true(pci_msix_vector_enabled(&vp.msix, 0));
+	assert_int_equal(vp.kvm_errors, 0);
+}
+
+/*
+ * The PBA and the end-to-end promise, on real eventfds: a signal while
+ * masked is pending and is injected on unmask; none is lost or duplicated.
+ */
+static void test_pending_delivered_on_unmask(void **state)
+{
+	(void)state;
+	negotiate();
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	vector_program(0, 0x40);
+	vector_program(1, 0x41);
+	vector_mask(0, false);
+	queue_prepare(0, 0);
+	queue_enable(0);
+	queue_prepare(1, 1); /* vector 1 masked, queue 1 enabled */
+	queue_enable(1);
+	assert_int_equal(pba(), 0); /* nothing signalled yet */
+	/* The card completes on queue 0 while vector 0 is masked. */
+	vector_mask(0, true);
+	assert_int_equal(eventfd_write(vp.q[0].call_fd, 1), 0);
+	assert_int_equal(pba(), 0x1);
+	assert_int_equal(mmio_read(&bus, msix_table() + VIRTIO_PCI_MSIX_PBA_OFF, 1), 0x1);
+	assert_int_equal(eventfd_write(vp.q[0].call_fd, 1), 0); /* two completions: one message */
+	assert_int_equal(fk.injected, 0);
+	/* Unmask: bound again, and KVM injects the held message at once. */
+	vector_mask(0, false);
+	assert_int_equal(fk.injected, 1);
+	assert_int_equal(pba(), 0); /* a vector that can deliver has no pending bit */
+	/* Masking again: the unbind drains the counter, nothing stays pending. */
+	vector_mask(0, true);
+	assert_int_equal(pba(), 0);
+	vector_mask(0, false);
+	assert_int_equal(fk.injected, 1);
+	/* Queue 1 on masked vector 1: pending through mask-all and MSI-X off as well. */
+	assert_int_equal(eventfd_write(vp.q[1].call_fd, 1), 0);
+	assert_int_equal(pba(), 0x2);
+	msix_flags(PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+	assert_int_equal(pba(), 0x2);
+	vector_mask(1, false);
+	assert_int_equal(fk.injected, 1);
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	assert_int_equal(fk.injected, 2);
+	assert_int_equal(pba(), 0);
+	/* A disabled queue's signals are no pending message (after reset). */
+	vector_mask(1, true);
+	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, 0);
+	assert_int_equal(eventfd_write(vp.q[1].call_fd, 1), 0);
+	assert_int_equal(pba(), 0);
+}
+
+/* A failed KVM_IRQFD: logged, counted, and the card gets no call fd. */
+static void test_irqfd_failure(void **state)
+{
+	(void)state;
+	negotiate();
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	vector_program(0, 0x40);
+	vector_mask(0, false);
+	queue_prepare(0, 0);
+	fk.fail_irqfd = 1;
+	queue_enable(0);
+	assert_int_equal(be.last.call_fd, -1);
+	assert_false(vp.q[0].irqfd_bound);
+	assert_int_equal(vp.kvm_errors, 1);
+	/* The next change retries. */
+	fk.fail_irqfd = 0;
+	vector_mask(0, true);
+	vector_mask(0, false);
+	assert_true(vp.q[0].irqfd_bound);
+	/* KVM refusing the route of a vector being unmasked: its queues stay unbound
+	 * (signals held, never sent to a GSI without a route) until a retry works. */
+	vector_program(1, 0x41);
+	queue_prepare(1, 1);
+	queue_enable(1);
+	assert_int_equal(be.last.call_fd, vp.q[1].call_fd);
+	unsigned int n = fk.nr_irqfd;
+	fk.fail_routing = 1;
+	vector_mask(1, false);
+	assert_int_equal(fk.nr_irqfd, n);
+	assert_false(vp.q[1].irqfd_bound);
+	assert_int_equal(eventfd_write(vp.q[1].call_fd, 1), 0);
+	assert_int_equal(pba(), 0x2);
+	fk.fail_routing = 0;
+	vector_program(2, 0x42); /* any table write retries */
+	assert_int_equal(fk.nr_irqfd, n + 1);
+	expect_irqfd(n, 1, 1, true);
+	assert_int_equal(fk.injected, 1);
+	assert_int_equal(pba(), 0);
 }
 
 static void test_queue_errors(void **state)
@@ -345,6 +635,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_identity_and_caps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_setup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vector_mask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vector_change_while_masked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_and_mask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_delivered_on_unmask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_irqfd_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_config_and_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
