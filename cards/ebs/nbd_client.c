@@ -1,10 +1,36 @@
 /*
  * NBD client for card-ebs: see nbd_client.h for the contract.
  *
- * Every socket operation is non-blocking and bounded by the deadline of the
- * request it serves, so a silent or slow server can delay a caller by at
- * most retry_timeout_ms.  Nothing the server sends is trusted: each reply is
- * checked (magic, handle, lengths) before any payload byte is accepted.
+ * Pipelining.  A caller takes one slot of an in-flight table per request,
+ * sends the request itself and sleeps on the slot.  One receiver thread per
+ * client reads every reply, matches it to its slot by handle and wakes that
+ * caller.  The receiver alone deals with a broken connection: it reconnects
+ * with backoff, replays the log and re-sends what was in flight; callers
+ * never reconnect.  Every socket operation is non-blocking and bounded by a
+ * deadline, so a silent or slow server delays a caller by at most
+ * retry_timeout_ms.  Nothing the server sends is trusted: each reply is
+ * checked (magic, handle of a request in flight) before any payload byte is
+ * accepted.
+ *
+ * Thread safety:
+ * - c->lock guards the slot table, the connection state (fd, gen, up, the
+ *   send token and its queue), log.seq and the stats.  It is never held
+ *   across socket I/O or a payload copy.
+ * - Sends are serialized by a token, handed over in FIFO order under the
+ *   lock and held without it for one request, so a large WRITE never stalls
+ *   the receiver.  While the connection is down the receiver holds the
+ *   token: replay and re-sends reach a new connection before new requests.
+ * - Only the receiver installs or closes c->fd, and it closes it only while
+ *   holding the token, so a sender's fd stays valid for its whole send.  It
+ *   shuts the socket down first so that a blocked sender lets go.
+ * - The receiver touches a caller's buffer only while the slot is pinned
+ *   (busy > 0).  A caller that gives up waits for the pins to go, abandons
+ *   the slot and returns; its buffers are never touched again (a late READ
+ *   payload goes to scratch).  A READ payload is pinned one recv() at a
+ *   time; a WRITE payload while it is copied into the log, or re-sent
+ *   (bounded by the caller's deadline).
+ * - The replay log belongs to the receiver, except log.seq, which callers
+ *   read under the lock to mark a flush.
  */
 #include "nbd_client.h"
 
@@ -20,7 +46,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,37 +63,107 @@
 #define BACKOFF_MAX_MS 1000U
 #define MAX_OPT_REPLIES 64
 #define ZERO_CHUNK (1ULL << 30) /* TRIM / WRITE_ZEROES per request */
-#define REPLAY_ENTRY_COST 64U
 
-/* A mutation acknowledged since the last successful flush. */
-struct replay_ent {
-	struct replay_ent *next;
+#define NSLOTS 64        /* requests in flight on the connection */
+#define CALL_WINDOW 16   /* chunks of one call in flight at once */
+#define HANDLE_IDX_BITS 8
+#define HANDLE_IDX_MASK ((1U << HANDLE_IDX_BITS) - 1)
+#define OWN_HANDLE HANDLE_IDX_MASK /* replay and DISC: never a slot */
+#define SINK_LEN 16384U
+/*
+ * Replay log: entries of a 64-byte header and the payload, rounded up to 64
+ * bytes, in a ring of replay_cap bytes mapped at the first write.  Unlimited
+ * means as much as one reservation of RING_MAX allows.
+ */
+#define REPLAY_ALIGN 64U
+#define RING_MAX (64ULL << 30)
+#define RING_MIN (1ULL << 20)
+
+_Static_assert(NSLOTS <= OWN_HANDLE, "slot indices must fit in a handle");
+
+enum slot_state { SLOT_FREE, SLOT_PENDING, SLOT_DONE, SLOT_ABANDONED };
+
+struct slot {
+	pthread_cond_t cv;  /* only the owner waits: token, completion, unpin */
+	enum slot_state state;
+	int busy;           /* pins: the receiver is using the caller's buffer */
+	int unpin_wait;     /* the caller gave up and waits for the pins to go */
+	int granted;        /* the send token was handed to this slot */
+	int result;
+	int next;           /* free list / send queue link, -1 = end */
 	uint16_t type;
-	uint64_t offset;
 	uint32_t length;
-	uint8_t data[]; /* WRITE payload */
+	uint64_t handle;
+	uint64_t offset;
+	const void *wbuf;
+	void *rbuf;
+	uint64_t deadline;  /* the caller's, ms */
+	uint64_t sent_gen;  /* connection it was last sent on; 0 = not yet */
+	uint64_t sent_ms;
+	uint64_t mark;      /* FLUSH: log.seq when sent */
+};
+
+struct replay_hdr {
+	uint64_t seq;
+	uint64_t offset;
+	uint64_t span;      /* whole entry, header included */
+	uint32_t length;
+	uint16_t type;
+};
+_Static_assert(sizeof(struct replay_hdr) <= REPLAY_ALIGN, "replay header too big");
+
+/* Writes, trims and write-zeroes acknowledged since the last flush. */
+struct replay_log {
+	uint64_t seq;        /* last sequence number given out (c->lock) */
+	uint8_t *base;       /* NULL until the first entry */
+	uint64_t size;       /* usable bytes of the ring */
+	uint64_t want;       /* size to map */
+	int map_failed;
+	/* Live bytes: [head, tail), or [head, wrap) then [0, tail) if wrapped. */
+	uint64_t head, tail, wrap;
+	int wrapped;
+	uint64_t count;
+	uint64_t unlogged;   /* last sequence missing from the log */
+	int incomplete;      /* entries are missing since the last flush */
+	int lost;            /* reconnected with entries missing: flush fails */
 };
 
 struct nbd_client {
 	pthread_mutex_t lock;
+	pthread_cond_t slot_cv;  /* a slot was freed */
+	pthread_cond_t rx_cv;    /* receiver: work, stop, token released */
+	pthread_t rx;
+	int rx_started;
+	int wake_fd;             /* eventfd: interrupts the receiver's waits at close */
+
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	char *export_name;
 	uint32_t timeout_ms;
 	uint64_t replay_cap;
 
-	int fd; /* -1: not connected */
-	uint64_t next_handle;
-	uint64_t size;       /* as the server reports it */
+	uint64_t size;           /* as the server reports it */
 	uint16_t tflags;
 	uint32_t block_size;
-	uint32_t max_payload;
+	uint32_t max_payload;    /* may shrink on reconnect (lock) */
 
-	struct replay_ent *log_head, *log_tail;
-	uint64_t log_bytes;
-	int log_incomplete; /* the log overflowed since the last flush */
-	int lost;           /* reconnected with an incomplete log: flush must fail */
+	int fd;                  /* -1: no live connection (receiver writes) */
+	uint64_t gen;            /* bumped per connection */
+	int up;                  /* callers may send */
+	int send_busy;           /* the send token is taken */
+	int rx_owns_send;        /* ...by the receiver, until reconnected */
+	int rx_wants_send;
+	int sendq_head, sendq_tail;
+	int fresh_work;          /* a request arrived while disconnected */
+	int stopping;
+	int last_err;            /* why the connection last failed (errno) */
+	uint32_t rx_backoff;     /* receiver only: next pause before reconnecting */
 
+	struct slot slots[NSLOTS];
+	int free_head;
+	uint64_t handle_seq;
+
+	struct replay_log log;
 	struct nbd_client_stats stats;
 };
 
@@ -75,6 +174,8 @@ struct neg_result {
 	char msg[192];
 };
 
+static int rx_one(struct nbd_client *c, int fd, uint64_t idle_deadline);
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -82,11 +183,24 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(uint64_t ms)
+/* Condition variables run on CLOCK_MONOTONIC, like every deadline here. */
+static int cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *m, uint64_t deadline)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	struct timespec ts = { .tv_sec = (time_t)(deadline / 1000),
+			       .tv_nsec = (long)(deadline % 1000) * 1000000 };
+	return pthread_cond_timedwait(cv, m, &ts);
+}
+
+static int cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	if (pthread_condattr_init(&a) != 0)
+		return -ENOMEM;
+	int r = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (r == 0)
+		r = pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+	return -r;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -100,49 +214,101 @@ static void set_msg(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline)
+/* ---- socket I/O ---- */
+
+/*
+ * Waits for events on fd until deadline.  Returns the revents, -ETIMEDOUT,
+ * or -ECANCELED once the client is closing (the receiver must let go).
+ */
+static int wait_fd(const struct nbd_client *c, int fd, short events, uint64_t deadline)
 {
 	for (;;) {
 		uint64_t now = now_ms();
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		uint64_t left = deadline - now;
-		struct pollfd p = { .fd = fd, .events = events };
-		int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		struct pollfd p[2] = {
+			{ .fd = fd, .events = events },
+			{ .fd = c->wake_fd, .events = POLLIN },
+		};
+		int r = poll(p, 2, left > INT_MAX ? INT_MAX : (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return -errno;
-		if (r == 0)
-			return -ETIMEDOUT;
-		return 0;
+		if (p[1].revents)
+			return -ECANCELED;
+		if (r > 0)
+			return p[0].revents;
 	}
 }
 
-static int send_all(int fd, const void *buf, size_t len, uint64_t deadline)
+/* Consumes n sent bytes and any empty entries after them. */
+static void iov_advance(struct msghdr *m, size_t n)
 {
-	const uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
+	while (m->msg_iovlen > 0) {
+		size_t k = n < m->msg_iov->iov_len ? n : m->msg_iov->iov_len;
+		m->msg_iov->iov_base = (uint8_t *)m->msg_iov->iov_base + k;
+		m->msg_iov->iov_len -= k;
+		n -= k;
+		if (m->msg_iov->iov_len > 0)
+			return;
+		m->msg_iov++;
+		m->msg_iovlen--;
+	}
+}
+
+/*
+ * Sends all of iov.  With service set (the receiver re-sending after a
+ * reconnect), replies that come in meanwhile are processed: a server that
+ * blocks writing replies we do not read would stop reading our requests.
+ */
+static int send_iov(struct nbd_client *c, int fd, struct iovec *iov, int n, uint64_t deadline,
+		    int service)
+{
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+	iov_advance(&m, 0);
+	while (m.msg_iovlen > 0) {
+		ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (k > 0) {
+			iov_advance(&m, (size_t)k);
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
+		if (k < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int r = wait_fd(fd, POLLOUT, deadline);
-			if (r != 0)
+		if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return k < 0 ? -errno : -EPIPE;
+		int ev = wait_fd(c, fd, (short)(POLLOUT | (service ? POLLIN : 0)), deadline);
+		if (ev < 0)
+			return ev;
+		if (service && (ev & POLLIN)) {
+			int r = rx_one(c, fd, 0);
+			if (r != 0 && r != -EAGAIN)
 				return r;
-			continue;
 		}
-		return n < 0 ? -errno : -EPIPE;
 	}
 	return 0;
 }
 
-static int recv_all(int fd, void *buf, size_t len, uint64_t deadline)
+static int send_all(struct nbd_client *c, int fd, const void *buf, size_t len, uint64_t deadline)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	return send_iov(c, fd, &iov, 1, deadline, 0);
+}
+
+static int send_request(struct nbd_client *c, int fd, const struct nbd_request *rq,
+			const void *payload, uint64_t deadline, int service)
+{
+	uint8_t hdr[NBD_REQUEST_LEN];
+	nbd_encode_request(hdr, rq);
+	struct iovec iov[2] = {
+		{ .iov_base = hdr, .iov_len = sizeof(hdr) },
+		{ .iov_base = (void *)payload, .iov_len = payload ? rq->length : 0 },
+	};
+	return send_iov(c, fd, iov, payload ? 2 : 1, deadline, service);
+}
+
+static int recv_all(struct nbd_client *c, int fd, void *buf, size_t len, uint64_t deadline)
 {
 	uint8_t *p = buf;
 	while (len > 0) {
@@ -156,29 +322,29 @@ static int recv_all(int fd, void *buf, size_t len, uint64_t deadline)
 			return -ECONNRESET; /* EOF */
 		if (errno == EINTR)
 			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			int r = wait_fd(fd, POLLIN, deadline);
-			if (r != 0)
-				return r;
-			continue;
-		}
-		return -errno;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		int r = wait_fd(c, fd, POLLIN, deadline);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
 
-static int discard_bytes(int fd, uint32_t len, uint64_t deadline)
+static int discard_bytes(struct nbd_client *c, int fd, uint32_t len, uint64_t deadline)
 {
 	uint8_t sink[512];
 	while (len > 0) {
 		uint32_t n = len < sizeof(sink) ? len : (uint32_t)sizeof(sink);
-		int r = recv_all(fd, sink, n, deadline);
+		int r = recv_all(c, fd, sink, n, deadline);
 		if (r != 0)
 			return r;
 		len -= n;
 	}
 	return 0;
 }
+
+/* ---- endpoint, connection, negotiation ---- */
 
 static int parse_endpoint(struct nbd_client *c, const char *ep, char *err, size_t errlen)
 {
@@ -236,14 +402,14 @@ static int connect_socket(struct nbd_client *c, uint64_t deadline)
 			close(fd);
 			return e;
 		}
-		int r = wait_fd(fd, POLLOUT, deadline);
+		int r = wait_fd(c, fd, POLLOUT, deadline);
 		int soerr = 0;
 		socklen_t sl = sizeof(soerr);
-		if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+		if (r >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
 			r = -errno;
-		if (r == 0 && soerr != 0)
+		if (r >= 0 && soerr != 0)
 			r = -soerr;
-		if (r != 0) {
+		if (r < 0) {
 			close(fd);
 			return r;
 		}
@@ -273,14 +439,14 @@ static int opt_export_name(struct nbd_client *c, int fd, int no_zeroes, uint64_t
 	uint8_t hdr[NBD_OPT_HDR_LEN];
 	size_t nlen = strlen(c->export_name);
 	nbd_encode_opt_hdr(hdr, NBD_OPT_EXPORT_NAME, (uint32_t)nlen);
-	int r = send_all(fd, hdr, sizeof(hdr), deadline);
+	int r = send_all(c, fd, hdr, sizeof(hdr), deadline);
 	if (r == 0)
-		r = send_all(fd, c->export_name, nlen, deadline);
+		r = send_all(c, fd, c->export_name, nlen, deadline);
 	uint8_t rep[NBD_EXPORT_NAME_REPLY_LEN];
 	if (r == 0)
-		r = recv_all(fd, rep, sizeof(rep), deadline);
+		r = recv_all(c, fd, rep, sizeof(rep), deadline);
 	if (r == 0 && !no_zeroes)
-		r = discard_bytes(fd, 124, deadline);
+		r = discard_bytes(c, fd, 124, deadline);
 	if (r != 0) {
 		set_msg(res->msg, sizeof(res->msg), "EXPORT_NAME: %s", strerror(-r));
 		return r;
@@ -298,7 +464,7 @@ static int negotiate(struct nbd_client *c, int fd, uint64_t deadline, struct neg
 	uint8_t greet[NBD_GREETING_LEN];
 	uint16_t hflags;
 	memset(res, 0, sizeof(*res));
-	int r = recv_all(fd, greet, sizeof(greet), deadline);
+	int r = recv_all(c, fd, greet, sizeof(greet), deadline);
 	if (r != 0) {
 		set_msg(res->msg, sizeof(res->msg), "greeting: %s", strerror(-r));
 		return r;
@@ -326,9 +492,9 @@ static int negotiate(struct nbd_client *c, int fd, uint64_t deadline, struct neg
 		return -EINVAL;
 	}
 	nbd_encode_opt_hdr(msg, NBD_OPT_GO, (uint32_t)plen);
-	r = send_all(fd, cflags, sizeof(cflags), deadline);
+	r = send_all(c, fd, cflags, sizeof(cflags), deadline);
 	if (r == 0)
-		r = send_all(fd, msg, NBD_OPT_HDR_LEN + (size_t)plen, deadline);
+		r = send_all(c, fd, msg, NBD_OPT_HDR_LEN + (size_t)plen, deadline);
 	if (r != 0) {
 		set_msg(res->msg, sizeof(res->msg), "sending OPT_GO: %s", strerror(-r));
 		return r;
@@ -337,7 +503,7 @@ static int negotiate(struct nbd_client *c, int fd, uint64_t deadline, struct neg
 		uint8_t hdr[NBD_OPT_REPLY_HDR_LEN];
 		uint8_t data[256];
 		struct nbd_opt_reply rep;
-		r = recv_all(fd, hdr, sizeof(hdr), deadline);
+		r = recv_all(c, fd, hdr, sizeof(hdr), deadline);
 		if (r != 0) {
 			set_msg(res->msg, sizeof(res->msg), "OPT_GO reply: %s", strerror(-r));
 			return r;
@@ -347,9 +513,9 @@ static int negotiate(struct nbd_client *c, int fd, uint64_t deadline, struct neg
 			return -EPROTO;
 		}
 		uint32_t keep = rep.length < sizeof(data) ? rep.length : (uint32_t)sizeof(data);
-		r = recv_all(fd, data, keep, deadline);
+		r = recv_all(c, fd, data, keep, deadline);
 		if (r == 0)
-			r = discard_bytes(fd, rep.length - keep, deadline);
+			r = discard_bytes(c, fd, rep.length - keep, deadline);
 		if (r != 0) {
 			set_msg(res->msg, sizeof(res->msg), "OPT_GO reply: %s", strerror(-r));
 			return r;
@@ -415,258 +581,887 @@ static int export_geometry(const struct nbd_export_info *in, uint32_t *bs, uint3
 	return 0;
 }
 
-static void drop_conn(struct nbd_client *c)
+/* ---- slots and the send token (all under c->lock) ---- */
+
+static struct slot *slot_get(struct nbd_client *c, uint64_t deadline, int wait)
 {
-	if (c->fd >= 0) {
-		close(c->fd);
-		c->fd = -1;
+	while (c->free_head < 0) {
+		if (!wait)
+			return NULL;
+		if (cond_wait_until(&c->slot_cv, &c->lock, deadline) == ETIMEDOUT &&
+		    c->free_head < 0)
+			return NULL;
 	}
+	struct slot *s = &c->slots[c->free_head];
+	c->free_head = s->next;
+	return s;
 }
 
-static void log_clear(struct nbd_client *c)
+static void slot_put(struct nbd_client *c, struct slot *s)
 {
-	struct replay_ent *e = c->log_head;
-	while (e != NULL) {
-		struct replay_ent *n = e->next;
-		free(e);
-		e = n;
+	s->state = SLOT_FREE;
+	s->wbuf = NULL;
+	s->rbuf = NULL;
+	s->next = c->free_head;
+	c->free_head = (int)(s - c->slots);
+	pthread_cond_broadcast(&c->slot_cv);
+}
+
+/* The receiver is done with a request: hand the verdict to its caller. */
+static void slot_finish(struct nbd_client *c, struct slot *s, int result)
+{
+	if (s->state == SLOT_ABANDONED) {
+		slot_put(c, s);
+		return;
 	}
-	c->log_head = c->log_tail = NULL;
-	c->log_bytes = 0;
+	s->state = SLOT_DONE;
+	s->result = result;
+	pthread_cond_signal(&s->cv);
+}
+
+/* Lock held.  Wakes the caller only if it waits for this (no extra switch otherwise). */
+static void slot_unpin_locked(struct slot *s)
+{
+	if (--s->busy == 0 && s->unpin_wait)
+		pthread_cond_signal(&s->cv);
+}
+
+static void slot_unpin(struct nbd_client *c, struct slot *s)
+{
+	pthread_mutex_lock(&c->lock);
+	slot_unpin_locked(s);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* In flight on the live connection: a reply may still come for it. */
+static int slot_in_flight(const struct nbd_client *c, const struct slot *s)
+{
+	return c->fd >= 0 && s->sent_gen == c->gen &&
+	       (s->state == SLOT_PENDING || s->state == SLOT_ABANDONED);
+}
+
+static struct slot *slot_for_reply(struct nbd_client *c, uint64_t handle)
+{
+	uint32_t idx = (uint32_t)(handle & HANDLE_IDX_MASK);
+	if (idx >= NSLOTS)
+		return NULL;
+	struct slot *s = &c->slots[idx];
+	return s->handle == handle && slot_in_flight(c, s) ? s : NULL;
 }
 
 /*
- * One request/reply exchange on the current connection.  Returns 0 when the
- * exchange completed (*srv_err holds the server's verdict as a negative
- * errno or 0), or a negative errno when the connection is unusable.
+ * Whoever releases the token hands it on: to the receiver if it waits (it
+ * must tear a connection down), else to the first queued sender.
  */
-static int exchange(struct nbd_client *c, uint16_t type, uint64_t off, uint32_t len,
-		    const void *wbuf, void *rbuf, uint64_t deadline, int *srv_err)
+static void send_release(struct nbd_client *c)
 {
-	uint8_t hdr[NBD_REQUEST_LEN];
-	struct nbd_request rq = {
-		.type = type, .handle = ++c->next_handle, .offset = off, .length = len,
-	};
-	nbd_encode_request(hdr, &rq);
-	int r = send_all(c->fd, hdr, sizeof(hdr), deadline);
-	if (r == 0 && type == NBD_CMD_WRITE)
-		r = send_all(c->fd, wbuf, len, deadline);
-	if (r != 0)
-		return r;
-	uint8_t rb[NBD_SIMPLE_REPLY_LEN];
-	struct nbd_simple_reply rep;
-	r = recv_all(c->fd, rb, sizeof(rb), deadline);
-	if (r != 0)
-		return r;
-	if (nbd_decode_simple_reply(rb, sizeof(rb), &rep) != 0 || rep.handle != rq.handle) {
-		c->stats.proto_errors++;
-		log_warn("nbd: malformed reply (magic 0x%08x, handle %" PRIu64 " want %" PRIu64 ")",
-			 nbd_get32(rb), rep.handle, rq.handle);
-		return -EPROTO;
+	if (c->rx_wants_send) {
+		c->send_busy = 0;
+		pthread_cond_broadcast(&c->rx_cv);
+		return;
 	}
-	if (rep.error != 0) {
-		*srv_err = nbd_error_to_errno(rep.error);
-		if (*srv_err == -ESHUTDOWN)
-			return -ESHUTDOWN; /* the server is going away: retry elsewhere */
+	if (!c->up || c->sendq_head < 0) {
+		c->send_busy = 0;
+		return;
+	}
+	struct slot *s = &c->slots[c->sendq_head];
+	c->sendq_head = s->next;
+	if (c->sendq_head < 0)
+		c->sendq_tail = -1;
+	s->granted = 1;
+	pthread_cond_signal(&s->cv);
+}
+
+static void sendq_remove(struct nbd_client *c, struct slot *s)
+{
+	int idx = (int)(s - c->slots), prev = -1;
+	for (int i = c->sendq_head; i >= 0; prev = i, i = c->slots[i].next) {
+		if (i != idx)
+			continue;
+		if (prev < 0)
+			c->sendq_head = s->next;
+		else
+			c->slots[prev].next = s->next;
+		if (c->sendq_tail == idx)
+			c->sendq_tail = prev;
+		return;
+	}
+}
+
+/* Waits for the send token (FIFO) until the slot's deadline. */
+static int send_acquire(struct nbd_client *c, struct slot *s)
+{
+	if (c->up && !c->send_busy) {
+		c->send_busy = 1;
 		return 0;
 	}
-	if (type == NBD_CMD_READ) {
-		r = recv_all(c->fd, rbuf, len, deadline);
-		if (r != 0)
-			return r;
+	int idx = (int)(s - c->slots);
+	s->granted = 0;
+	s->next = -1;
+	if (c->sendq_tail >= 0)
+		c->slots[c->sendq_tail].next = idx;
+	else
+		c->sendq_head = idx;
+	c->sendq_tail = idx;
+	while (!s->granted) {
+		if (cond_wait_until(&s->cv, &c->lock, s->deadline) == ETIMEDOUT && !s->granted) {
+			sendq_remove(c, s);
+			return -ETIMEDOUT;
+		}
 	}
-	*srv_err = 0;
 	return 0;
 }
 
-/* Connect, negotiate, check it is the same export, replay unflushed writes. */
-static int reconnect(struct nbd_client *c, uint64_t deadline)
+/* ---- the replay log (receiver only, but log.seq) ---- */
+
+static void log_reset(struct replay_log *l)
 {
+	l->head = l->tail = l->wrap = 0;
+	l->wrapped = 0;
+	l->count = 0;
+}
+
+static int log_map(struct replay_log *l)
+{
+	for (uint64_t sz = l->want; sz > 0; sz = sz > RING_MIN ? sz / 2 : 0) {
+		void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			continue;
+		/* Volume data has no business in a core file. */
+		(void)madvise(p, sz, MADV_DONTDUMP);
+		if (sz < l->want)
+			log_warn("nbd: replay log limited to %" PRIu64 " MiB", sz >> 20);
+		l->base = p;
+		l->size = sz;
+		return 0;
+	}
+	l->map_failed = 1;
+	log_warn("nbd: cannot map the replay log: unflushed writes will not survive a reconnect");
+	return -ENOMEM;
+}
+
+/* Room for need bytes at the tail of the ring, or NULL. */
+static uint8_t *log_reserve(struct replay_log *l, uint64_t need)
+{
+	if (l->count == 0)
+		log_reset(l); /* start over at the beginning: touch as few pages as we can */
+	if (l->wrapped) {
+		if (l->head - l->tail < need)
+			return NULL;
+	} else if (l->size - l->tail < need) {
+		if (l->head < need)
+			return NULL;
+		l->wrap = l->tail;
+		l->wrapped = 1;
+		l->tail = 0;
+	}
+	uint8_t *p = l->base + l->tail;
+	l->tail += need;
+	l->count++;
+	return p;
+}
+
+static const struct replay_hdr *log_at(const struct replay_log *l, uint64_t *pos)
+{
+	if (l->wrapped && *pos == l->wrap)
+		*pos = 0;
+	const struct replay_hdr *h = (const void *)(l->base + *pos);
+	*pos += h->span;
+	return h;
+}
+
+static void log_pop(struct replay_log *l)
+{
+	uint64_t pos = l->head;
+	log_at(l, &pos);
+	l->head = pos;
+	l->count--;
+	if (l->wrapped && l->head == l->wrap) {
+		l->head = 0;
+		l->wrapped = 0;
+	}
+	if (l->count == 0)
+		log_reset(l);
+}
+
+static void log_overflow(struct replay_log *l, uint64_t seq)
+{
+	log_reset(l);
+	l->incomplete = 1;
+	l->unlogged = seq;
+}
+
+/* Records an acknowledged mutation (s pinned: its buffer is still there). */
+static void log_append(struct nbd_client *c, const struct slot *s, uint64_t seq)
+{
+	struct replay_log *l = &c->log;
+	if (l->incomplete) {
+		l->unlogged = seq;
+		return;
+	}
+	if (l->base == NULL && (l->map_failed || log_map(l) != 0)) {
+		log_overflow(l, seq);
+		return;
+	}
+	uint64_t dlen = s->type == NBD_CMD_WRITE ? s->length : 0;
+	uint64_t span = REPLAY_ALIGN + (dlen + REPLAY_ALIGN - 1) / REPLAY_ALIGN * REPLAY_ALIGN;
+	uint8_t *p = log_reserve(l, span);
+	if (p == NULL) {
+		log_overflow(l, seq);
+		return;
+	}
+	struct replay_hdr *h = (struct replay_hdr *)p;
+	*h = (struct replay_hdr){ .seq = seq, .offset = s->offset, .span = span,
+				  .length = s->length, .type = s->type };
+	if (dlen)
+		memcpy(p + REPLAY_ALIGN, s->wbuf, dlen);
+}
+
+/* A flush sent when log.seq was mark succeeded: that much is durable. */
+static void log_flushed(struct replay_log *l, uint64_t mark)
+{
+	while (l->count > 0) {
+		const struct replay_hdr *h = (const void *)(l->base + l->head);
+		if (h->seq > mark)
+			break;
+		log_pop(l);
+	}
+	if (l->incomplete && l->unlogged <= mark)
+		l->incomplete = 0;
+}
+
+/* ---- the receiver: replies ---- */
+
+static int proto_error(struct nbd_client *c, const uint8_t *rb, const char *what)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stats.proto_errors++;
+	pthread_mutex_unlock(&c->lock);
+	log_warn("nbd: %s (magic 0x%08x, handle 0x%" PRIx64 ")", what, nbd_get32(rb),
+		 nbd_get64(rb + 8));
+	return -EPROTO;
+}
+
+/*
+ * One recv() of a READ payload (lock held around it, not during it): into
+ * the caller's buffer, pinned, while the caller waits; to scratch once it
+ * gave up.  Returns the byte count, 0 at EOF, or -errno.
+ */
+static ssize_t rx_recv_chunk(struct nbd_client *c, int fd, struct slot *s, uint32_t done,
+			     uint8_t *sink)
+{
+	int mine = s->state == SLOT_PENDING;
+	s->busy += mine;
+	pthread_mutex_unlock(&c->lock);
+	size_t want = s->length - done;
+	if (!mine && want > SINK_LEN)
+		want = SINK_LEN;
+	ssize_t n = recv(fd, mine ? (uint8_t *)s->rbuf + done : sink, want, MSG_DONTWAIT);
+	int e = errno;
+	pthread_mutex_lock(&c->lock);
+	if (mine)
+		slot_unpin_locked(s);
+	return n < 0 ? -e : n;
+}
+
+static int rx_read_payload(struct nbd_client *c, int fd, struct slot *s)
+{
+	uint8_t sink[SINK_LEN];
+	uint64_t deadline = now_ms() + c->timeout_ms;
+	uint32_t done = 0;
+	int r = 0;
+	pthread_mutex_lock(&c->lock);
+	while (r == 0 && done < s->length) {
+		ssize_t n = rx_recv_chunk(c, fd, s, done, sink);
+		if (n > 0)
+			done += (uint32_t)n;
+		else if (n == 0)
+			r = -ECONNRESET;
+		else if (n != -EINTR && n != -EAGAIN && n != -EWOULDBLOCK)
+			r = (int)n;
+		else if (n != -EINTR) {
+			pthread_mutex_unlock(&c->lock);
+			int ev = wait_fd(c, fd, POLLIN, deadline);
+			pthread_mutex_lock(&c->lock);
+			r = ev < 0 ? ev : 0;
+		}
+	}
+	if (r == 0)
+		slot_finish(c, s, 0);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static void rx_mutation_done(struct nbd_client *c, struct slot *s)
+{
+	pthread_mutex_lock(&c->lock);
+	/* An abandoned request's buffer is gone: it cannot be logged. */
+	int logged = s->state == SLOT_PENDING && (c->tflags & NBD_FLAG_SEND_FLUSH);
+	uint64_t seq = logged ? ++c->log.seq : 0;
+	s->busy += logged;
+	pthread_mutex_unlock(&c->lock);
+	if (logged)
+		log_append(c, s, seq);
+	pthread_mutex_lock(&c->lock);
+	if (logged)
+		slot_unpin_locked(s);
+	slot_finish(c, s, 0);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void rx_flush_done(struct nbd_client *c, struct slot *s)
+{
+	log_flushed(&c->log, s->mark);
+	pthread_mutex_lock(&c->lock);
+	int r = 0;
+	if (s->state == SLOT_PENDING && c->log.lost) {
+		c->log.lost = 0;
+		r = -EIO;
+	}
+	slot_finish(c, s, r);
+	pthread_mutex_unlock(&c->lock);
+	if (r != 0)
+		log_err("nbd: writes acknowledged before a server restart may be lost");
+}
+
+/* One reply whose header is in rb. */
+static int rx_dispatch(struct nbd_client *c, int fd, const uint8_t *rb)
+{
+	struct nbd_simple_reply rep;
+	if (nbd_decode_simple_reply(rb, NBD_SIMPLE_REPLY_LEN, &rep) != 0)
+		return proto_error(c, rb, "malformed reply");
+	pthread_mutex_lock(&c->lock);
+	/* In flight here, so only the receiver can free it: s stays valid. */
+	struct slot *s = slot_for_reply(c, rep.handle);
+	int err = rep.error ? nbd_error_to_errno(rep.error) : 0;
+	if (s != NULL && err != 0 && err != -ESHUTDOWN)
+		slot_finish(c, s, err); /* the server's verdict, final */
+	pthread_mutex_unlock(&c->lock);
+	if (s == NULL)
+		return proto_error(c, rb, "reply for no request in flight");
+	if (err != 0)
+		return err == -ESHUTDOWN ? -ESHUTDOWN : 0; /* going away: retry elsewhere */
+	switch (s->type) {
+	case NBD_CMD_READ:
+		return rx_read_payload(c, fd, s);
+	case NBD_CMD_FLUSH:
+		rx_flush_done(c, s);
+		return 0;
+	default:
+		rx_mutation_done(c, s);
+		return 0;
+	}
+}
+
+/*
+ * Waits until idle_deadline for a reply and processes it.  Returns 0,
+ * -EAGAIN if none started arriving, or an error: the connection is unusable.
+ */
+static int rx_one(struct nbd_client *c, int fd, uint64_t idle_deadline)
+{
+	uint8_t rb[NBD_SIMPLE_REPLY_LEN];
+	ssize_t n;
+	for (;;) {
+		n = recv(fd, rb, sizeof(rb), MSG_DONTWAIT);
+		if (n > 0)
+			break;
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		int r = wait_fd(c, fd, POLLIN, idle_deadline);
+		if (r == -ETIMEDOUT)
+			return -EAGAIN;
+		if (r < 0)
+			return r;
+	}
+	if ((size_t)n < sizeof(rb)) {
+		int r = recv_all(c, fd, rb + n, sizeof(rb) - (size_t)n, now_ms() + c->timeout_ms);
+		if (r != 0)
+			return r;
+	}
+	return rx_dispatch(c, fd, rb);
+}
+
+/*
+ * A request unanswered for twice the timeout (its caller gave up after one)
+ * means a hung server: without this its slots would never come back.
+ */
+static int rx_overdue(struct nbd_client *c)
+{
+	uint64_t now = now_ms(), limit = 2ULL * c->timeout_ms;
+	int overdue = 0;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < NSLOTS && !overdue; i++)
+		overdue = slot_in_flight(c, &c->slots[i]) && now - c->slots[i].sent_ms >= limit;
+	pthread_mutex_unlock(&c->lock);
+	return overdue;
+}
+
+/* Serves the live connection until it fails; returns why. */
+static int rx_serve(struct nbd_client *c)
+{
+	uint64_t check = now_ms() + c->timeout_ms;
+	for (;;) {
+		int r = rx_one(c, c->fd, check);
+		if (r == 0)
+			c->rx_backoff = BACKOFF_MIN_MS; /* a working connection, not just a handshake */
+		if (r != 0 && r != -EAGAIN)
+			return r;
+		/* Busy or idle, once a timeout: other replies may flow past a lost one. */
+		uint64_t now = now_ms();
+		if (now < check)
+			continue;
+		check = now + c->timeout_ms;
+		if (rx_overdue(c)) {
+			log_warn("nbd: no reply for %u ms", 2 * c->timeout_ms);
+			return -ETIMEDOUT;
+		}
+	}
+}
+
+/* ---- the receiver: losing and regaining the connection ---- */
+
+static int rx_stopping(struct nbd_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int s = c->stopping;
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
+
+/* Sweeps slots that can get no reply any more: their callers are gone. */
+static void free_abandoned(struct nbd_client *c)
+{
+	for (int i = 0; i < NSLOTS; i++)
+		if (c->slots[i].state == SLOT_ABANDONED)
+			slot_put(c, &c->slots[i]);
+}
+
+/* Stops new sends, takes the send token (kept until reconnected), closes. */
+static void conn_drop(struct nbd_client *c, int why)
+{
+	pthread_mutex_lock(&c->lock);
+	c->up = 0;
+	c->last_err = -why;
+	int fd = c->fd;
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR); /* a sender blocked on it fails at once */
+	if (!c->rx_owns_send) {
+		c->rx_wants_send = 1;
+		while (c->send_busy)
+			pthread_cond_wait(&c->rx_cv, &c->lock);
+		c->rx_wants_send = 0;
+		c->send_busy = 1;
+		c->rx_owns_send = 1;
+	}
+	c->fd = -1;
+	free_abandoned(c);
+	pthread_mutex_unlock(&c->lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+static int has_pending(const struct nbd_client *c)
+{
+	for (int i = 0; i < NSLOTS; i++)
+		if (c->slots[i].state == SLOT_PENDING)
+			return 1;
+	return 0;
+}
+
+/*
+ * Backoff before the next attempt, cut short by a request that has not been
+ * tried yet (as when each request retried on its own); then, with nothing
+ * to do, waits for a request: an idle client does not hammer a dead server.
+ */
+static int rx_pause(struct nbd_client *c)
+{
+	uint64_t until = now_ms() + c->rx_backoff;
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping && !c->fresh_work && now_ms() < until)
+		cond_wait_until(&c->rx_cv, &c->lock, until);
+	int fresh = c->fresh_work;
+	while (!c->stopping && !has_pending(c)) {
+		fresh = 1;
+		pthread_cond_wait(&c->rx_cv, &c->lock);
+	}
+	c->fresh_work = 0;
+	int stop = c->stopping;
+	pthread_mutex_unlock(&c->lock);
+	c->rx_backoff = fresh ? BACKOFF_MIN_MS :
+			c->rx_backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->rx_backoff * 2;
+	return stop ? -ECANCELED : 0;
+}
+
+static int same_export(const struct nbd_client *c, const struct nbd_export_info *in, uint32_t bs)
+{
+	const uint16_t keep = NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_TRIM |
+			      NBD_FLAG_SEND_WRITE_ZEROES;
+	return in->size == c->size && bs == c->block_size && (in->flags & keep) == (c->tflags & keep);
+}
+
+/* Connect, negotiate, check it is the same export, install it. */
+static int connect_again(struct nbd_client *c)
+{
+	uint64_t deadline = now_ms() + c->timeout_ms;
 	struct neg_result res;
 	int fd = connect_socket(c, deadline);
 	if (fd < 0)
 		return fd;
 	int r = negotiate(c, fd, deadline, &res);
 	if (r != 0) {
-		if (r == -EPROTO)
-			c->stats.proto_errors++;
+		pthread_mutex_lock(&c->lock);
+		c->stats.proto_errors += r == -EPROTO;
+		pthread_mutex_unlock(&c->lock);
 		log_warn("nbd: reconnect: %s", res.msg);
 		close(fd);
 		return r;
 	}
 	uint32_t bs, maxp;
 	if (export_geometry(&res.info, &bs, &maxp, res.msg, sizeof(res.msg)) != 0 ||
-	    res.info.size != c->size || bs != c->block_size ||
-	    (res.info.flags & (NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_TRIM |
-			       NBD_FLAG_SEND_WRITE_ZEROES)) !=
-		    (c->tflags & (NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_TRIM |
-				  NBD_FLAG_SEND_WRITE_ZEROES))) {
+	    !same_export(c, &res.info, bs)) {
 		log_warn("nbd: reconnect: the export changed (size %" PRIu64 " flags 0x%x): refusing it",
 			 res.info.size, res.info.flags);
 		close(fd);
 		return -ESTALE;
 	}
+	pthread_mutex_lock(&c->lock);
 	c->fd = fd;
+	c->gen++;
 	if (maxp < c->max_payload)
 		c->max_payload = maxp;
 	c->stats.reconnects++;
-	if (c->log_incomplete)
-		c->lost = 1;
-	for (struct replay_ent *e = c->log_head; e != NULL; e = e->next) {
-		int se = 0;
-		r = exchange(c, e->type, e->offset, e->length, e->data, NULL, deadline, &se);
-		if (r != 0) {
-			drop_conn(c);
+	pthread_mutex_unlock(&c->lock);
+	if (c->log.incomplete)
+		c->log.lost = 1;
+	return 0;
+}
+
+/* Sequentially, in order: overlapping writes must land as acknowledged. */
+static int replay_log(struct nbd_client *c, int fd)
+{
+	struct replay_log *l = &c->log;
+	uint64_t pos = l->head;
+	for (uint64_t i = 0; i < l->count; i++) {
+		const struct replay_hdr *h = log_at(l, &pos);
+		uint64_t deadline = now_ms() + c->timeout_ms;
+		struct nbd_request rq = { .type = h->type, .handle = OWN_HANDLE, .offset = h->offset,
+					  .length = h->length };
+		const void *payload = h->type == NBD_CMD_WRITE ? (const uint8_t *)h + REPLAY_ALIGN : NULL;
+		uint8_t rb[NBD_SIMPLE_REPLY_LEN];
+		struct nbd_simple_reply rep;
+		int r = send_request(c, fd, &rq, payload, deadline, 0);
+		if (r == 0)
+			r = recv_all(c, fd, rb, sizeof(rb), deadline);
+		if (r != 0)
 			return r;
-		}
-		if (se != 0) {
-			log_warn("nbd: replaying an unflushed write failed: %s", strerror(-se));
-			c->lost = 1;
+		if (nbd_decode_simple_reply(rb, sizeof(rb), &rep) != 0 || rep.handle != OWN_HANDLE)
+			return proto_error(c, rb, "malformed reply to a replayed write");
+		int e = rep.error ? nbd_error_to_errno(rep.error) : 0;
+		if (e == -ESHUTDOWN)
+			return e;
+		if (e != 0) {
+			log_warn("nbd: replaying an unflushed write failed: %s", strerror(-e));
+			l->lost = 1;
 		}
 	}
 	return 0;
 }
 
-static void log_append(struct nbd_client *c, uint16_t type, uint64_t off, uint32_t len,
-		       const void *data)
+static int resend_one(struct nbd_client *c, int fd, struct slot *s, uint64_t handle)
 {
-	if (!(c->tflags & NBD_FLAG_SEND_FLUSH) || c->log_incomplete)
-		return; /* no volatile cache on the server / already incomplete */
-	size_t dlen = type == NBD_CMD_WRITE ? len : 0;
-	uint64_t cost = dlen + REPLAY_ENTRY_COST;
-	struct replay_ent *e = NULL;
-	if (c->log_bytes + cost <= c->replay_cap)
-		e = malloc(sizeof(*e) + dlen);
-	if (e == NULL) {
-		log_clear(c);
-		c->log_incomplete = 1;
-		return;
+	pthread_mutex_lock(&c->lock);
+	uint64_t now = now_ms();
+	/* Given up since (the caller frees it), or even freed and taken anew. */
+	if (s->state != SLOT_PENDING || s->handle != handle || s->deadline <= now) {
+		pthread_mutex_unlock(&c->lock);
+		return 0;
 	}
-	e->next = NULL;
-	e->type = type;
-	e->offset = off;
-	e->length = len;
-	if (dlen)
-		memcpy(e->data, data, dlen);
-	if (c->log_tail)
-		c->log_tail->next = e;
-	else
-		c->log_head = e;
-	c->log_tail = e;
-	c->log_bytes += cost;
+	int write = s->type == NBD_CMD_WRITE;
+	s->busy += write;
+	s->sent_gen = c->gen;
+	s->sent_ms = now;
+	s->mark = c->log.seq; /* everything logged was replayed just before */
+	c->stats.retries++;
+	struct nbd_request rq = { .type = s->type, .handle = s->handle, .offset = s->offset,
+				  .length = s->length };
+	const void *payload = s->wbuf;
+	pthread_mutex_unlock(&c->lock);
+	/* A pinned payload may hold its caller only until its deadline. */
+	int r = send_request(c, fd, &rq, write ? payload : NULL,
+			     write ? s->deadline : now + c->timeout_ms, 1);
+	if (write)
+		slot_unpin(c, s);
+	return r;
 }
 
-/*
- * One request with reconnect-and-retry until its deadline.  Caller holds
- * the lock.  Returns 0, the server's error, or -EIO on timeout.
- */
-static int run(struct nbd_client *c, uint16_t type, uint64_t off, uint32_t len,
-	       const void *wbuf, void *rbuf)
+/* Every request sent on a lost connection and still wanted, in handle (submission) order. */
+static int resend_pending(struct nbd_client *c, int fd)
 {
-	uint64_t deadline = now_ms() + c->timeout_ms;
-	uint32_t backoff = BACKOFF_MIN_MS;
-	int last = 0;
-	for (int attempt = 0;; attempt++) {
-		if (c->fd < 0)
-			last = reconnect(c, deadline);
-		if (c->fd >= 0) {
-			int se = 0;
-			if (attempt > 0)
-				c->stats.retries++;
-			last = exchange(c, type, off, len, wbuf, rbuf, deadline, &se);
-			if (last == 0) {
-				if (se == 0 && (type == NBD_CMD_WRITE || type == NBD_CMD_TRIM ||
-						type == NBD_CMD_WRITE_ZEROES))
-					log_append(c, type, off, len, wbuf);
-				return se;
-			}
-			drop_conn(c);
-		}
-		uint64_t now = now_ms();
-		if (now >= deadline)
-			break;
-		uint64_t nap = deadline - now < backoff ? deadline - now : backoff;
-		sleep_ms(nap);
-		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+	struct { uint64_t handle; int idx; } todo[NSLOTS];
+	int n = 0;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < NSLOTS; i++) {
+		const struct slot *s = &c->slots[i];
+		if (s->state != SLOT_PENDING || s->sent_gen == 0)
+			continue;
+		int j = n++;
+		for (; j > 0 && todo[j - 1].handle > s->handle; j--)
+			todo[j] = todo[j - 1];
+		todo[j].handle = s->handle;
+		todo[j].idx = i;
 	}
+	pthread_mutex_unlock(&c->lock);
+	for (int i = 0; i < n; i++) {
+		int r = resend_one(c, fd, &c->slots[todo[i].idx], todo[i].handle);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The new connection is ready: callers may send (queued ones first). */
+static void conn_ready(struct nbd_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->up = 1;
+	c->rx_owns_send = 0;
+	c->last_err = 0;
+	send_release(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int rx_reconnect(struct nbd_client *c)
+{
+	for (;;) {
+		if (rx_pause(c) != 0)
+			return -ECANCELED;
+		int r = connect_again(c);
+		if (r == 0)
+			r = replay_log(c, c->fd);
+		if (r == 0)
+			r = resend_pending(c, c->fd);
+		if (r == 0) {
+			conn_ready(c);
+			return 0;
+		}
+		if (r == -ECANCELED)
+			return r;
+		conn_drop(c, r);
+	}
+}
+
+static void *rx_main(void *arg)
+{
+	struct nbd_client *c = arg;
+	for (;;) {
+		int r = rx_serve(c);
+		if (rx_stopping(c))
+			break;
+		log_warn("nbd: connection lost: %s", strerror(-r));
+		conn_drop(c, r);
+		if (rx_reconnect(c) != 0)
+			break;
+	}
+	return NULL;
+}
+
+/* ---- callers ---- */
+
+static int give_up(struct nbd_client *c, const struct nbd_request *rq)
+{
+	pthread_mutex_lock(&c->lock);
+	int e = c->last_err ? c->last_err : ETIMEDOUT;
+	pthread_mutex_unlock(&c->lock);
 	log_err("nbd: request (type %u, offset %" PRIu64 ", %u bytes) failed after %u ms: %s",
-		type, off, len, c->timeout_ms, strerror(last < 0 ? -last : EIO));
+		rq->type, rq->offset, rq->length, c->timeout_ms, strerror(e));
 	return -EIO;
 }
 
-static int check_range(struct nbd_client *c, uint64_t off, uint64_t len)
+static void slot_fill(struct slot *s, const struct nbd_request *rq, const void *wbuf, void *rbuf,
+		      uint64_t deadline)
 {
-	return nbd_range_ok(off, len, c->size);
+	s->state = SLOT_PENDING;
+	s->busy = 0;
+	s->unpin_wait = 0;
+	s->granted = 0;
+	s->result = 0;
+	s->next = -1;
+	s->type = rq->type;
+	s->length = rq->length;
+	s->handle = rq->handle;
+	s->offset = rq->offset;
+	s->wbuf = wbuf;
+	s->rbuf = rbuf;
+	s->deadline = deadline;
+	s->sent_gen = 0;
+	s->sent_ms = 0;
+	s->mark = 0;
+}
+
+/*
+ * Takes a slot (waiting for one only if wait is set) and sends the request.
+ * Returns the slot index, -EAGAIN (no slot free) or -EIO (timed out).  A
+ * failed send is not an error here: the receiver re-sends the request.
+ */
+static int submit(struct nbd_client *c, struct nbd_request *rq, const void *wbuf, void *rbuf,
+		  int wait)
+{
+	uint64_t deadline = now_ms() + c->timeout_ms;
+	pthread_mutex_lock(&c->lock);
+	struct slot *s = slot_get(c, deadline, wait);
+	if (s == NULL) {
+		pthread_mutex_unlock(&c->lock);
+		return wait ? give_up(c, rq) : -EAGAIN;
+	}
+	int idx = (int)(s - c->slots);
+	rq->handle = (++c->handle_seq << HANDLE_IDX_BITS) | (uint64_t)idx;
+	slot_fill(s, rq, wbuf, rbuf, deadline);
+	if (!c->up) {
+		c->fresh_work = 1;
+		pthread_cond_broadcast(&c->rx_cv);
+	}
+	int r = send_acquire(c, s);
+	if (r == 0 && now_ms() >= deadline) {
+		send_release(c); /* too late to start: a send cut short would break the connection */
+		r = -ETIMEDOUT;
+	}
+	if (r != 0) {
+		slot_put(c, s);
+		pthread_mutex_unlock(&c->lock);
+		return give_up(c, rq);
+	}
+	s->sent_gen = c->gen;
+	s->sent_ms = now_ms();
+	s->mark = c->log.seq;
+	int fd = c->fd;
+	pthread_mutex_unlock(&c->lock);
+
+	r = send_request(c, fd, rq, rq->type == NBD_CMD_WRITE ? wbuf : NULL, deadline, 0);
+	pthread_mutex_lock(&c->lock);
+	if (r != 0) {
+		c->last_err = -r;
+		shutdown(fd, SHUT_RDWR); /* half a request went out: the receiver reconnects */
+	}
+	send_release(c);
+	pthread_mutex_unlock(&c->lock);
+	return idx;
+}
+
+/* Waits for a submitted request; returns its result or -EIO after its deadline. */
+static int collect(struct nbd_client *c, int idx)
+{
+	struct slot *s = &c->slots[idx];
+	pthread_mutex_lock(&c->lock);
+	while (s->state != SLOT_DONE)
+		if (cond_wait_until(&s->cv, &c->lock, s->deadline) == ETIMEDOUT)
+			break;
+	s->unpin_wait = 1;
+	while (s->busy > 0)
+		pthread_cond_wait(&s->cv, &c->lock);
+	if (s->state == SLOT_DONE) {
+		int r = s->result;
+		slot_put(c, s);
+		pthread_mutex_unlock(&c->lock);
+		return r;
+	}
+	struct nbd_request rq = { .type = s->type, .offset = s->offset, .length = s->length };
+	if (slot_in_flight(c, s))
+		s->state = SLOT_ABANDONED; /* the receiver frees it when the reply comes */
+	else
+		slot_put(c, s);
+	pthread_mutex_unlock(&c->lock);
+	return give_up(c, &rq);
+}
+
+/*
+ * One call split in chunks: independent requests, so up to CALL_WINDOW go
+ * out before the first is waited for.  A caller holding slots never waits
+ * for a free one (it collects its own first): callers cannot deadlock on
+ * the table.  Returns the first error.
+ */
+static int run_chunks(struct nbd_client *c, uint16_t type, uint64_t off, uint64_t len,
+		      uint64_t chunk, const uint8_t *wbuf, uint8_t *rbuf)
+{
+	int q[CALL_WINDOW];
+	unsigned head = 0, n = 0;
+	uint64_t done = 0;
+	int first = 0;
+	while ((first == 0 && done < len) || n > 0) {
+		if (first == 0 && done < len && n < CALL_WINDOW) {
+			uint64_t k = len - done < chunk ? len - done : chunk;
+			struct nbd_request rq = { .type = type, .offset = off + done, .length = (uint32_t)k };
+			int idx = submit(c, &rq, wbuf ? wbuf + done : NULL, rbuf ? rbuf + done : NULL,
+					 n == 0);
+			if (idx >= 0) {
+				q[(head + n++) % CALL_WINDOW] = idx;
+				done += k;
+				continue;
+			}
+			if (idx != -EAGAIN)
+				first = idx;
+			if (n == 0)
+				continue;
+		}
+		int r = collect(c, q[head]);
+		head = (head + 1) % CALL_WINDOW;
+		n--;
+		if (first == 0)
+			first = r;
+	}
+	return first;
+}
+
+static uint32_t max_payload(struct nbd_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	uint32_t m = c->max_payload;
+	pthread_mutex_unlock(&c->lock);
+	return m;
 }
 
 static int nbd_read(void *ctx, uint64_t off, void *buf, size_t len)
 {
 	struct nbd_client *c = ctx;
-	int r = check_range(c, off, len);
-	pthread_mutex_lock(&c->lock);
-	while (r == 0 && len > 0) {
-		uint32_t n = len < c->max_payload ? (uint32_t)len : c->max_payload;
-		r = run(c, NBD_CMD_READ, off, n, NULL, buf);
-		buf = (uint8_t *)buf + n;
-		off += n;
-		len -= n;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return r;
+	int r = nbd_range_ok(off, len, c->size);
+	if (r != 0)
+		return r;
+	return run_chunks(c, NBD_CMD_READ, off, len, max_payload(c), NULL, buf);
 }
 
 static int nbd_write(void *ctx, uint64_t off, const void *buf, size_t len)
 {
 	struct nbd_client *c = ctx;
-	int r = check_range(c, off, len);
-	if (r == 0 && (c->tflags & NBD_FLAG_READ_ONLY))
-		r = -EROFS;
-	pthread_mutex_lock(&c->lock);
-	while (r == 0 && len > 0) {
-		uint32_t n = len < c->max_payload ? (uint32_t)len : c->max_payload;
-		r = run(c, NBD_CMD_WRITE, off, n, buf, NULL);
-		buf = (const uint8_t *)buf + n;
-		off += n;
-		len -= n;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return r;
+	int r = nbd_range_ok(off, len, c->size);
+	if (r != 0)
+		return r;
+	if (c->tflags & NBD_FLAG_READ_ONLY)
+		return -EROFS;
+	return run_chunks(c, NBD_CMD_WRITE, off, len, max_payload(c), buf, NULL);
 }
 
 static int nbd_flush(void *ctx)
 {
 	struct nbd_client *c = ctx;
-	int r = 0;
-	pthread_mutex_lock(&c->lock);
-	if (c->tflags & NBD_FLAG_SEND_FLUSH)
-		r = run(c, NBD_CMD_FLUSH, 0, 0, NULL, NULL);
-	if (r == 0) {
-		log_clear(c);
-		c->log_incomplete = 0;
-		if (c->lost) {
-			c->lost = 0;
-			log_err("nbd: writes acknowledged before a server restart may be lost");
-			r = -EIO;
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
-	return r;
+	if (!(c->tflags & NBD_FLAG_SEND_FLUSH))
+		return 0; /* no volatile cache: nothing was logged, nothing to lose */
+	struct nbd_request rq = { .type = NBD_CMD_FLUSH };
+	int idx = submit(c, &rq, NULL, NULL, 1);
+	return idx < 0 ? idx : collect(c, idx);
 }
 
 static int zero_range(struct nbd_client *c, uint16_t type, uint64_t off, uint64_t len)
 {
-	int r = check_range(c, off, len);
-	if (r == 0 && (c->tflags & NBD_FLAG_READ_ONLY))
-		r = -EROFS;
-	pthread_mutex_lock(&c->lock);
-	while (r == 0 && len > 0) {
-		uint32_t n = len < ZERO_CHUNK ? (uint32_t)len : (uint32_t)ZERO_CHUNK;
-		r = run(c, type, off, n, NULL, NULL);
-		off += n;
-		len -= n;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return r;
+	int r = nbd_range_ok(off, len, c->size);
+	if (r != 0)
+		return r;
+	if (c->tflags & NBD_FLAG_READ_ONLY)
+		return -EROFS;
+	return run_chunks(c, type, off, len, ZERO_CHUNK, NULL, NULL);
 }
 
 static int nbd_discard(void *ctx, uint64_t off, uint64_t len)
@@ -679,13 +1474,39 @@ static int nbd_write_zeroes(void *ctx, uint64_t off, uint64_t len)
 	return zero_range(ctx, NBD_CMD_WRITE_ZEROES, off, len);
 }
 
+/* ---- lifetime ---- */
+
 static void client_free(struct nbd_client *c)
 {
-	drop_conn(c);
-	log_clear(c);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
+	if (c->log.base != NULL)
+		munmap(c->log.base, c->log.size);
+	for (int i = 0; i < NSLOTS; i++)
+		pthread_cond_destroy(&c->slots[i].cv);
+	pthread_cond_destroy(&c->slot_cv);
+	pthread_cond_destroy(&c->rx_cv);
 	pthread_mutex_destroy(&c->lock);
 	free(c->export_name);
 	free(c);
+}
+
+/* Says goodbye if the connection is up and nobody is sending. */
+static void send_disc(struct nbd_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int fd = c->up && !c->send_busy ? c->fd : -1;
+	c->send_busy |= fd >= 0;
+	pthread_mutex_unlock(&c->lock);
+	if (fd < 0)
+		return;
+	struct nbd_request rq = { .type = NBD_CMD_DISC, .handle = OWN_HANDLE };
+	(void)send_request(c, fd, &rq, NULL, now_ms() + 100, 0);
+	pthread_mutex_lock(&c->lock);
+	send_release(c);
+	pthread_mutex_unlock(&c->lock);
 }
 
 static void nbd_close(void *ctx)
@@ -693,12 +1514,15 @@ static void nbd_close(void *ctx)
 	struct nbd_client *c = ctx;
 	if (c == NULL)
 		return;
-	if (c->fd >= 0) {
-		uint8_t hdr[NBD_REQUEST_LEN];
-		struct nbd_request rq = { .type = NBD_CMD_DISC, .handle = ++c->next_handle };
-		nbd_encode_request(hdr, &rq);
-		(void)send_all(c->fd, hdr, sizeof(hdr), now_ms() + 100);
-	}
+	/* Stopping first: the server hanging up after DISC is no failure. */
+	pthread_mutex_lock(&c->lock);
+	c->stopping = 1;
+	pthread_cond_broadcast(&c->rx_cv);
+	pthread_mutex_unlock(&c->lock);
+	send_disc(c);
+	uint64_t one = 1;
+	(void)!write(c->wake_fd, &one, sizeof(one));
+	pthread_join(c->rx, NULL);
 	client_free(c);
 }
 
@@ -719,6 +1543,79 @@ static const struct blk_backend_ops ops_basic = {
 	.read = nbd_read, .write = nbd_write, .flush = nbd_flush, .close = nbd_close,
 };
 
+static struct nbd_client *client_new(const struct nbd_client_config *cfg, const char *name)
+{
+	struct nbd_client *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->fd = -1;
+	c->wake_fd = -1;
+	if ((c->export_name = strdup(name)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	int bad = cond_init(&c->slot_cv) != 0 || cond_init(&c->rx_cv) != 0;
+	for (int i = 0; i < NSLOTS; i++) {
+		bad |= cond_init(&c->slots[i].cv) != 0;
+		c->slots[i].next = i + 1 < NSLOTS ? i + 1 : -1;
+	}
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (bad || c->wake_fd < 0) {
+		client_free(c); /* destroying a never-initialized condvar is harmless in glibc */
+		return NULL;
+	}
+	c->free_head = 0;
+	c->sendq_head = c->sendq_tail = -1;
+	c->timeout_ms = cfg->retry_timeout_ms ? cfg->retry_timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->replay_cap = cfg->replay_cap_bytes ? cfg->replay_cap_bytes : DEFAULT_REPLAY_CAP;
+	c->log.want = c->replay_cap < RING_MAX ? c->replay_cap : RING_MAX;
+	return c;
+}
+
+/* The first connection, retried until the timeout unless refused for good. */
+static int connect_first(struct nbd_client *c, struct neg_result *res, char *err, size_t errlen)
+{
+	uint64_t deadline = now_ms() + c->timeout_ms;
+	uint32_t backoff = BACKOFF_MIN_MS;
+	char why[sizeof(res->msg)] = "";
+	for (;;) {
+		int r;
+		int fd = connect_socket(c, deadline);
+		if (fd >= 0) {
+			r = negotiate(c, fd, deadline, res);
+			if (r == 0)
+				r = export_geometry(&res->info, &c->block_size, &c->max_payload,
+						    res->msg, sizeof(res->msg));
+			if (r == 0) {
+				c->fd = fd;
+				return 0;
+			}
+			close(fd);
+			if (res->fatal || r == -EOPNOTSUPP) {
+				set_msg(err, errlen, "nbd: %s", res->msg);
+				return r;
+			}
+		} else {
+			r = fd;
+			set_msg(res->msg, sizeof(res->msg), "connect: %s", strerror(-fd));
+		}
+		/* Report the most telling failure, not the final timeout. */
+		if (r != -ETIMEDOUT || why[0] == '\0')
+			memcpy(why, res->msg, sizeof(why));
+		uint64_t now = now_ms();
+		if (now >= deadline) {
+			set_msg(err, errlen, "nbd: %s (gave up after %u ms)", why, c->timeout_ms);
+			return -EIO;
+		}
+		uint64_t nap = deadline - now < backoff ? deadline - now : backoff;
+		struct timespec ts = { .tv_sec = (time_t)(nap / 1000), .tv_nsec = (long)(nap % 1000) * 1000000 };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+	}
+}
+
 int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cfg,
 		     char *err, size_t errlen)
 {
@@ -731,61 +1628,30 @@ int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cf
 		set_msg(err, errlen, "nbd: export name too long");
 		return -EINVAL;
 	}
-	struct nbd_client *c = calloc(1, sizeof(*c));
-	if (c == NULL || (c->export_name = strdup(name)) == NULL) {
-		free(c);
+	struct nbd_client *c = client_new(cfg, name);
+	if (c == NULL) {
 		set_msg(err, errlen, "nbd: out of memory");
 		return -ENOMEM;
 	}
-	pthread_mutex_init(&c->lock, NULL);
-	c->fd = -1;
-	c->timeout_ms = cfg->retry_timeout_ms ? cfg->retry_timeout_ms : DEFAULT_TIMEOUT_MS;
-	c->replay_cap = cfg->replay_cap_bytes ? cfg->replay_cap_bytes : DEFAULT_REPLAY_CAP;
+	struct neg_result res;
 	int r = parse_endpoint(c, cfg->endpoint, err, errlen);
+	if (r == 0)
+		r = connect_first(c, &res, err, errlen);
 	if (r != 0) {
 		client_free(c);
 		return r;
 	}
-
-	uint64_t deadline = now_ms() + c->timeout_ms;
-	uint32_t backoff = BACKOFF_MIN_MS;
-	struct neg_result res;
-	char why[sizeof(res.msg)] = "";
-	for (;;) {
-		int fd = connect_socket(c, deadline);
-		if (fd >= 0) {
-			r = negotiate(c, fd, deadline, &res);
-			if (r == 0)
-				r = export_geometry(&res.info, &c->block_size, &c->max_payload,
-						    res.msg, sizeof(res.msg));
-			if (r == 0) {
-				c->fd = fd;
-				break;
-			}
-			close(fd);
-			if (res.fatal || r == -EOPNOTSUPP) {
-				set_msg(err, errlen, "nbd: %s", res.msg);
-				client_free(c);
-				return r;
-			}
-		} else {
-			r = fd;
-			set_msg(res.msg, sizeof(res.msg), "connect: %s", strerror(-fd));
-		}
-		/* Report the most telling failure, not the final timeout. */
-		if (r != -ETIMEDOUT || why[0] == '\0')
-			memcpy(why, res.msg, sizeof(why));
-		uint64_t now = now_ms();
-		if (now >= deadline) {
-			set_msg(err, errlen, "nbd: %s (gave up after %u ms)", why, c->timeout_ms);
-			client_free(c);
-			return -EIO;
-		}
-		sleep_ms(deadline - now < backoff ? deadline - now : backoff);
-		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-	}
 	c->size = res.info.size;
 	c->tflags = res.info.flags;
+	c->gen = 1;
+	c->up = 1;
+	c->rx_backoff = BACKOFF_MIN_MS;
+	r = -pthread_create(&c->rx, NULL, rx_main, c);
+	if (r != 0) {
+		set_msg(err, errlen, "nbd: cannot start the receiver thread: %s", strerror(-r));
+		client_free(c);
+		return r;
+	}
 
 	int trim = (c->tflags & NBD_FLAG_SEND_TRIM) != 0;
 	int wz = (c->tflags & NBD_FLAG_SEND_WRITE_ZEROES) != 0;

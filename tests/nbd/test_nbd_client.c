@@ -1,7 +1,9 @@
 /*
  * NBD integration tests: the card-ebs NBD client (cards/ebs/nbd_client.c)
- * against flint-nbd-server, nbdkit, qemu-nbd and a garbage-spewing fake
- * server; and flint-nbd-server's request validation over raw sockets.
+ * against flint-nbd-server, nbdkit, qemu-nbd and a fake server (garbage,
+ * replies out of order, late or held back); many threads on one client,
+ * inside the card's seccomp jail too; and flint-nbd-server's request
+ * validation over raw sockets.
  *
  *   test_nbd_client SCENARIO [SERVER_BINARY]
  *
@@ -13,11 +15,14 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "card_sandbox.h"
 #include "nbd_client.h"
 #include "nbd_proto.h"
 #include "nbd_test_util.h"
@@ -144,6 +149,88 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* ---- many threads on one backend ---- */
+
+#define MT_BLOCKS 16
+#define MT_BLOCK (64 * 1024)
+
+#define MT_ZEROED UINT32_MAX
+
+/* One thread's region: MT_BLOCKS blocks, the last seed written to each (0 = none yet). */
+struct mt_worker {
+	struct blk_backend *b;
+	int id;
+	int ops;            /* at least this many */
+	int until_killer;   /* and 30 more once the killer is done */
+	uint64_t base;
+	uint32_t seed[MT_BLOCKS];
+};
+
+static void mt_verify_block(struct mt_worker *w, int blk)
+{
+	uint64_t off = w->base + (uint64_t)blk * MT_BLOCK;
+	if (w->seed[blk] == MT_ZEROED)
+		verify_zero(w->b, off, MT_BLOCK);
+	else if (w->seed[blk] != 0)
+		verify_pattern(w->b, off, MT_BLOCK, w->seed[blk]);
+}
+
+static atomic_int killer_done;
+
+/*
+ * Writes and reads back its own blocks (sizes vary: some split in chunks
+ * when the server's limit is small), zeroes some, flushes now and then.
+ * Every error is fatal: nothing may fail, even across a server restart.
+ */
+static void *mt_main(void *arg)
+{
+	struct mt_worker *w = arg;
+	int after = 0;
+	for (int i = 0; i < w->ops || (w->until_killer && after < 30); i++) {
+		if (w->until_killer && atomic_load(&killer_done))
+			after++;
+		int blk = (i * 7 + w->id) % MT_BLOCKS;
+		uint64_t off = w->base + (uint64_t)blk * MT_BLOCK;
+		uint32_t seed = ((uint32_t)w->id << 20 | (uint32_t)i) + 1;
+		if (i % 5 == 4 && w->b->ops->write_zeroes != NULL) {
+			CHECK_EQ(w->b->ops->write_zeroes(w->b->ctx, off, MT_BLOCK), 0);
+			w->seed[blk] = MT_ZEROED;
+		} else {
+			write_pattern(w->b, off, MT_BLOCK, seed);
+			w->seed[blk] = seed;
+		}
+		mt_verify_block(w, blk);
+		if (i % 8 == 0)
+			CHECK_EQ(w->b->ops->flush(w->b->ctx), 0);
+	}
+	return NULL;
+}
+
+/* n workers on b, region of worker i at base + i * MT_BLOCKS * MT_BLOCK. */
+static void mt_run(struct blk_backend *b, struct mt_worker *w, int n, uint64_t base, int ops,
+		   int until_killer)
+{
+	pthread_t th[64];
+	CHECK(n <= 64);
+	for (int i = 0; i < n; i++) {
+		uint32_t seed[MT_BLOCKS];
+		memcpy(seed, w[i].seed, sizeof(seed)); /* a second run goes on from the first */
+		w[i] = (struct mt_worker){ .b = b, .id = i, .ops = ops, .until_killer = until_killer,
+					   .base = base + (uint64_t)i * MT_BLOCKS * MT_BLOCK };
+		memcpy(w[i].seed, seed, sizeof(seed));
+		CHECK(pthread_create(&th[i], NULL, mt_main, &w[i]) == 0);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
+static void mt_verify_all(struct mt_worker *w, int n)
+{
+	for (int i = 0; i < n; i++)
+		for (int blk = 0; blk < MT_BLOCKS; blk++)
+			mt_verify_block(&w[i], blk);
+}
+
 static void scenario_basic(void)
 {
 	struct blk_backend b, b2;
@@ -201,8 +288,6 @@ static void scenario_durability(void)
 	stop_server();
 }
 
-static atomic_int killer_done;
-
 static void *killer_main(void *arg)
 {
 	(void)arg;
@@ -245,6 +330,109 @@ static void scenario_reconnect(void)
 	stop_server();
 }
 
+/* scenario_reconnect with many threads: none may see an error. */
+static void scenario_reconnect_mt(void)
+{
+	struct blk_backend b;
+	struct mt_worker w[8];
+	memset(w, 0, sizeof(w));
+	start_server(1);
+	open_backend(&b, "vol0", 20000);
+	pthread_t killer;
+	CHECK(pthread_create(&killer, NULL, killer_main, NULL) == 0);
+	mt_run(&b, w, 8, 0, 0, 1);
+	pthread_join(killer, NULL);
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	mt_verify_all(w, 8);
+	struct nbd_client_stats st;
+	nbd_backend_stats(&b, &st);
+	fprintf(stderr, "reconnects %llu retries %llu\n", (unsigned long long)st.reconnects,
+		(unsigned long long)st.retries);
+	CHECK(st.reconnects >= 1);
+	b.ops->close(b.ctx);
+	/* A fresh client sees what was flushed. */
+	open_backend(&b, "vol0", 20000);
+	mt_verify_all(w, 8);
+	b.ops->close(b.ctx);
+	stop_server();
+}
+
+/*
+ * The client inside the card's seccomp jail (as card-ebs runs it: memory
+ * locked on fault, jail entered after open): threads, timed waits, the
+ * replay log's mapping and a reconnect must all stay within the allowlist.
+ * A forbidden system call kills the child with SIGSYS.
+ */
+static void sandboxed_child(int to_parent, int from_parent)
+{
+	struct blk_backend b;
+	struct mt_worker w[4];
+	memset(w, 0, sizeof(w));
+	char ch = 'k';
+	if (geteuid() == 0)
+		(void)mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
+	open_backend(&b, "vol0", 20000);
+	CHECK(card_sandbox_enter() == 0);
+	mt_run(&b, w, 4, 0, 24, 0);
+	write_pattern(&b, 40 * MiB, MiB, 99); /* unflushed: replayed after the restart */
+	CHECK(write(to_parent, &ch, 1) == 1);
+	CHECK(read(from_parent, &ch, 1) == 1);
+	verify_pattern(&b, 40 * MiB, MiB, 99);
+	mt_verify_all(w, 4);
+	mt_run(&b, w, 4, 0, 24, 0);
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	mt_verify_all(w, 4);
+	struct nbd_client_stats st;
+	nbd_backend_stats(&b, &st);
+	CHECK(st.reconnects >= 1);
+	b.ops->close(b.ctx);
+	exit(0);
+}
+
+/* Sanitizer runtimes make system calls of their own in every new thread. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+static void scenario_sandbox(void)
+{
+#ifdef SANITIZED
+	fprintf(stderr, "SKIP: sanitizer runtimes need system calls the card jail refuses\n");
+	tmpdir_cleanup();
+	exit(77);
+#endif
+	int up[2], down[2];
+	char ch = 0;
+	start_server(1);
+	CHECK(pipe(up) == 0 && pipe(down) == 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		sandboxed_child(up[1], down[0]);
+	}
+	close(up[1]);
+	close(down[0]);
+	/* EOF instead of the child's go-ahead: it died; waitpid says how. */
+	if (read(up[0], &ch, 1) == 1) {
+		stop_server();
+		start_server(0);
+		CHECK(write(down[1], &ch, 1) == 1);
+	}
+	int status;
+	CHECK(waitpid(pid, &status, 0) == pid);
+	stop_server();
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "sandboxed client killed by signal %d\n", WTERMSIG(status));
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(ch == 'k');
+}
+
 static void scenario_timeout(void)
 {
 	struct blk_backend b;
@@ -271,7 +459,25 @@ static void scenario_timeout(void)
 	fprintf(stderr, "expected failure: %s\n", err);
 }
 
-/* ---- raw protocol against flint-nbd-server ---- */
+static void scenario_concurrency_server(void)
+{
+	struct blk_backend b;
+	struct mt_worker w[16];
+	memset(w, 0, sizeof(w));
+	start_server(1);
+	open_backend(&b, "vol0", 20000);
+	mt_run(&b, w, 16, 0, 120, 0);
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	mt_verify_all(w, 16);
+	struct nbd_client_stats st;
+	nbd_backend_stats(&b, &st);
+	CHECK_EQ(st.reconnects, 0);
+	CHECK_EQ(st.proto_errors, 0);
+	b.ops->close(b.ctx);
+	stop_server();
+}
+
+
 
 static int raw_connect(void)
 {
@@ -464,9 +670,31 @@ enum fake_mode {
 	/* negotiation */
 	FAKE_NEG_BAD_GREETING, FAKE_NEG_HUGE_OPT, FAKE_NEG_NO_EXPORT, FAKE_NEG_BAD_BS,
 	FAKE_NEG_REFUSE, FAKE_NEG_WRONG_OPT, FAKE_NEG_SILENT,
+	/* pipelining (fake_pipeline): requests and replies decoupled */
+	FAKE_REVERSE,    /* reads fake_batch requests, then replies in reverse order */
+	FAKE_LATE_READ,  /* holds the first READ's reply until late_release */
+	FAKE_SCRIPT,     /* records requests; holds FLUSHes, hangs up when told (fake_script) */
 };
 static atomic_int fake_mode;
 static int fake_lfd;
+static atomic_int fake_conns;   /* connections that got past negotiation */
+
+#define FAKE_READ_SEED 77       /* READ payloads: fill_pattern(offset, FAKE_READ_SEED) */
+#define FAKE_LATE_BYTE 0x77     /* the late READ reply's payload */
+#define FAKE_MAX_BATCH 64
+#define FAKE_MAX_WRITE (64 * 1024)
+#define MARK_SEED 4242          /* the write that must survive the flush */
+static atomic_int fake_batch = 1;
+static atomic_int late_release, late_sent;
+
+/* FAKE_SCRIPT's knobs and its record of what it received. */
+static atomic_int script_hold;   /* a FLUSH is answered only after this many more WRITEs */
+static atomic_int script_hangup; /* the next request is not answered: the connection closes */
+static atomic_int flush_seen;    /* a FLUSH is being held */
+struct rec { int conn; uint16_t type; uint64_t offset; uint32_t length; int payload_ok; };
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rec rec[256];
+static int nrec;
 
 static int fake_recv(int fd, void *p, size_t n)
 {
@@ -480,6 +708,151 @@ static void fake_opt_reply(int fd, uint32_t opt, uint32_t type, const void *d, u
 	(void)send(fd, h, sizeof(h), MSG_NOSIGNAL);
 	if (len)
 		(void)send(fd, d, len, MSG_NOSIGNAL);
+}
+
+struct fake_req {
+	struct nbd_request rq;
+	int payload_ok; /* WRITE: carried fill_pattern(offset, MARK_SEED) */
+};
+
+/* Reads one request (and a WRITE's payload); -1 on EOF, garbage or DISC. */
+static int fake_read_req(int fd, struct fake_req *r, uint8_t *payload)
+{
+	uint8_t rb[NBD_REQUEST_LEN];
+	if (fake_recv(fd, rb, sizeof(rb)) || nbd_decode_request(rb, sizeof(rb), &r->rq) ||
+	    r->rq.type == NBD_CMD_DISC)
+		return -1;
+	r->payload_ok = 0;
+	if (r->rq.type != NBD_CMD_WRITE)
+		return 0;
+	if (r->rq.length > FAKE_MAX_WRITE || fake_recv(fd, payload, r->rq.length))
+		return -1;
+	r->payload_ok = check_pattern(payload, r->rq.length, r->rq.offset, MARK_SEED) == 0;
+	return 0;
+}
+
+/* A success reply; a READ's payload is the offset's pattern, or fill if >= 0. */
+static int fake_reply(int fd, const struct nbd_request *rq, int fill)
+{
+	uint8_t rep[NBD_SIMPLE_REPLY_LEN];
+	nbd_encode_simple_reply(rep, 0, rq->handle);
+	if (send(fd, rep, sizeof(rep), MSG_NOSIGNAL) != (ssize_t)sizeof(rep))
+		return -1;
+	if (rq->type != NBD_CMD_READ)
+		return 0;
+	uint8_t *p = malloc(rq->length);
+	CHECK(p != NULL);
+	if (fill >= 0)
+		memset(p, fill, rq->length);
+	else
+		fill_pattern(p, rq->length, rq->offset, FAKE_READ_SEED);
+	int r = send(fd, p, rq->length, MSG_NOSIGNAL) == (ssize_t)rq->length ? 0 : -1;
+	free(p);
+	return r;
+}
+
+/* A batch of fake_batch requests (read once the first is in), answered last first. */
+static void fake_reverse(int fd, uint8_t *payload)
+{
+	struct fake_req q[FAKE_MAX_BATCH];
+	for (;;) {
+		if (fake_read_req(fd, &q[0], payload))
+			return;
+		int n = atomic_load(&fake_batch);
+		CHECK(n >= 1 && n <= FAKE_MAX_BATCH);
+		for (int i = 1; i < n; i++)
+			if (fake_read_req(fd, &q[i], payload))
+				return;
+		for (int i = n - 1; i >= 0; i--)
+			if (fake_reply(fd, &q[i].rq, -1))
+				return;
+	}
+}
+
+static void fake_late_read(int fd, uint8_t *payload)
+{
+	struct fake_req r;
+	int held = 0;
+	while (fake_read_req(fd, &r, payload) == 0) {
+		if (r.rq.type != NBD_CMD_READ || held++) {
+			if (fake_reply(fd, &r.rq, -1))
+				return;
+			continue;
+		}
+		while (!atomic_load(&late_release))
+			usleep(1000);
+		if (fake_reply(fd, &r.rq, FAKE_LATE_BYTE))
+			return;
+		atomic_store(&late_sent, 1);
+	}
+}
+
+static void fake_record(int conn, const struct fake_req *r)
+{
+	pthread_mutex_lock(&rec_lock);
+	if (nrec < (int)(sizeof(rec) / sizeof(rec[0])))
+		rec[nrec++] = (struct rec){ conn, r->rq.type, r->rq.offset, r->rq.length, r->payload_ok };
+	pthread_mutex_unlock(&rec_lock);
+}
+
+/*
+ * Answers everything, records what it received on which connection, holds
+ * a FLUSH until script_hold more WRITEs were answered, and "restarts"
+ * (closes the connection, leaving a request unanswered) when told to.
+ */
+static void fake_script(int fd, uint8_t *payload)
+{
+	int conn = atomic_load(&fake_conns);
+	struct fake_req r, flush;
+	int held = 0;
+	while (fake_read_req(fd, &r, payload) == 0) {
+		if (atomic_exchange(&script_hangup, 0))
+			return;
+		fake_record(conn, &r);
+		if (r.rq.type == NBD_CMD_FLUSH && !held && (held = atomic_load(&script_hold)) > 0) {
+			flush = r;
+			atomic_store(&flush_seen, 1);
+			continue;
+		}
+		if (fake_reply(fd, &r.rq, -1))
+			return;
+		if (held > 0 && r.rq.type == NBD_CMD_WRITE && --held == 0) {
+			atomic_store(&flush_seen, 0);
+			if (fake_reply(fd, &flush.rq, -1))
+				return;
+		}
+	}
+}
+
+/* The requests connection conn received, in order; returns how many. */
+static int script_log(int conn, struct rec *out, int cap)
+{
+	int n = 0;
+	pthread_mutex_lock(&rec_lock);
+	for (int i = 0; i < nrec; i++) {
+		if (rec[i].conn != conn)
+			continue;
+		fprintf(stderr, "connection %d: type %u offset %llu length %u\n", conn, rec[i].type,
+			(unsigned long long)rec[i].offset, rec[i].length);
+		if (n < cap)
+			out[n] = rec[i];
+		n++;
+	}
+	pthread_mutex_unlock(&rec_lock);
+	return n;
+}
+
+static void fake_pipeline(int fd, int mode)
+{
+	uint8_t *payload = malloc(FAKE_MAX_WRITE);
+	CHECK(payload != NULL);
+	switch (mode) {
+	case FAKE_REVERSE: fake_reverse(fd, payload); break;
+	case FAKE_LATE_READ: fake_late_read(fd, payload); break;
+	case FAKE_SCRIPT: fake_script(fd, payload); break;
+	default: break;
+	}
+	free(payload);
 }
 
 static void fake_conn(int fd)
@@ -501,6 +874,16 @@ static void fake_conn(int fd)
 		return;
 	uint8_t info[14];
 	nbd_encode_info_export(info, EXPORT_SIZE, NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH);
+	if (mode == FAKE_REVERSE) {
+		/* Small requests: one call becomes many chunks in flight. */
+		fake_opt_reply(fd, opt, NBD_REP_INFO, info, 12);
+		nbd_encode_info_block_size(info, 512, 4096, 64 * 1024);
+		fake_opt_reply(fd, opt, NBD_REP_INFO, info, 14);
+		fake_opt_reply(fd, opt, NBD_REP_ACK, NULL, 0);
+		atomic_fetch_add(&fake_conns, 1);
+		fake_pipeline(fd, mode);
+		return;
+	}
 	switch (mode) {
 	case FAKE_NEG_HUGE_OPT: {
 		uint8_t h[NBD_OPT_REPLY_HDR_LEN];
@@ -532,6 +915,11 @@ static void fake_conn(int fd)
 		fake_opt_reply(fd, opt, NBD_REP_INFO, info, 12);
 		fake_opt_reply(fd, opt, NBD_REP_ACK, NULL, 0);
 		break;
+	}
+	atomic_fetch_add(&fake_conns, 1);
+	if (mode >= FAKE_REVERSE) {
+		fake_pipeline(fd, mode);
+		return;
 	}
 	for (;;) {
 		uint8_t rb[NBD_REQUEST_LEN], rep[NBD_SIMPLE_REPLY_LEN];
@@ -603,20 +991,25 @@ static void *fake_main(void *arg)
 	}
 }
 
-static void scenario_garbage(void)
+static void fake_start(int mode)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	atomic_store(&fake_mode, mode);
 	fake_lfd = socket(AF_UNIX, SOCK_STREAM, 0);
 	CHECK(fake_lfd >= 0);
 	CHECK(bind(fake_lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
 	CHECK(listen(fake_lfd, 8) == 0);
 	pthread_t th;
 	CHECK(pthread_create(&th, NULL, fake_main, NULL) == 0);
+	pthread_detach(th);
+}
 
+static void scenario_garbage(void)
+{
+	fake_start(FAKE_GOOD);
 	struct blk_backend b;
 	uint8_t buf[8192];
-	atomic_store(&fake_mode, FAKE_GOOD);
 	open_backend(&b, "", 1000);
 	CHECK_EQ(b.size_bytes, EXPORT_SIZE);
 	CHECK_EQ(b.block_size, 512);
@@ -662,6 +1055,255 @@ static void scenario_garbage(void)
 	shutdown(fake_lfd, SHUT_RDWR);
 }
 
+/* ---- pipelining against the fake server ---- */
+
+struct rev_worker {
+	struct blk_backend *b;
+	int id, rounds;
+};
+
+/* Exactly 3 requests a round, one at a time: each batch holds one of every thread's. */
+static void *rev_main(void *arg)
+{
+	struct rev_worker *w = arg;
+	uint64_t off = (uint64_t)w->id * 65536;
+	uint8_t buf[4096];
+	for (int i = 0; i < w->rounds; i++) {
+		fill_pattern(buf, sizeof(buf), off, MARK_SEED);
+		CHECK_EQ(w->b->ops->write(w->b->ctx, off, buf, sizeof(buf)), 0);
+		memset(buf, 0xa5, sizeof(buf));
+		CHECK_EQ(w->b->ops->read(w->b->ctx, off, buf, sizeof(buf)), 0);
+		CHECK(check_pattern(buf, sizeof(buf), off, FAKE_READ_SEED) == 0);
+		CHECK_EQ(w->b->ops->flush(w->b->ctx), 0);
+	}
+	return NULL;
+}
+
+/*
+ * The fake server answers only once it holds a whole batch, last request
+ * first: the client must keep the batch in flight and match replies by
+ * handle (each READ's data depends on its offset).  A client that cannot
+ * would time out.
+ */
+static void scenario_concurrency_reverse(void)
+{
+	struct blk_backend b;
+	fake_start(FAKE_REVERSE);
+	open_backend(&b, "", 20000);
+	CHECK(b.ops->discard == NULL);
+
+	/* One call, 16 chunks of the server's 64 KiB limit, all in flight. */
+	size_t len = 2 * MiB;
+	uint8_t *buf = malloc(len);
+	CHECK(buf != NULL);
+	atomic_store(&fake_batch, 16);
+	memset(buf, 0xa5, len);
+	CHECK_EQ(b.ops->read(b.ctx, MiB, buf, MiB), 0);
+	CHECK(check_pattern(buf, MiB, MiB, FAKE_READ_SEED) == 0);
+	fill_pattern(buf, MiB, 0, MARK_SEED);
+	CHECK_EQ(b.ops->write(b.ctx, 0, buf, MiB), 0);
+	memset(buf, 0xa5, len);
+	CHECK_EQ(b.ops->read(b.ctx, 3 * MiB, buf, len), 0); /* 32 chunks: two windows */
+	CHECK(check_pattern(buf, len, 3 * MiB, FAKE_READ_SEED) == 0);
+	free(buf);
+
+	/* 32 threads, one request each at a time: batches of 32. */
+	enum { N = 32 };
+	pthread_t th[N];
+	struct rev_worker w[N];
+	atomic_store(&fake_batch, N);
+	for (int i = 0; i < N; i++) {
+		w[i] = (struct rev_worker){ &b, i, 10 };
+		CHECK(pthread_create(&th[i], NULL, rev_main, &w[i]) == 0);
+	}
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	struct nbd_client_stats st;
+	nbd_backend_stats(&b, &st);
+	CHECK_EQ(st.reconnects, 0);
+	CHECK_EQ(st.proto_errors, 0);
+	CHECK_EQ(atomic_load(&fake_conns), 1);
+	b.ops->close(b.ctx);
+}
+
+static void scenario_concurrency(void)
+{
+	scenario_concurrency_server();
+	tmpdir_cleanup();
+	snprintf(sock_path, sizeof(sock_path), "%s/nbd.sock", tmpdir_make());
+	scenario_concurrency_reverse();
+}
+
+/*
+ * A READ whose reply comes after the caller gave up: the payload must not
+ * land in the caller's buffer (it may be reused), and the connection goes
+ * on (the reply is consumed, not taken for garbage).
+ */
+static void scenario_late_reply(void)
+{
+	struct blk_backend b;
+	size_t len = 64 * 1024;
+	uint8_t *buf = malloc(len), *other = malloc(4096);
+	CHECK(buf != NULL && other != NULL);
+	fake_start(FAKE_LATE_READ);
+	open_backend(&b, "", 3000);
+	memset(buf, 0x11, len);
+	CHECK_EQ(b.ops->read(b.ctx, 0, buf, len), -EIO);
+	struct nbd_client_stats before, after;
+	nbd_backend_stats(&b, &before);
+	atomic_store(&late_release, 1);
+	/* Replies come in order: once this one is back, the late one was handled. */
+	CHECK_EQ(b.ops->read(b.ctx, 8192, other, 4096), 0);
+	CHECK(atomic_load(&late_sent));
+	CHECK(check_pattern(other, 4096, 8192, FAKE_READ_SEED) == 0);
+	for (size_t i = 0; i < len; i++)
+		CHECK(buf[i] == 0x11);
+	nbd_backend_stats(&b, &after);
+	CHECK_EQ(after.reconnects, before.reconnects);
+	CHECK_EQ(after.proto_errors, before.proto_errors);
+	CHECK_EQ(atomic_load(&fake_conns), 1);
+	/* Still working, buffer reused. */
+	CHECK_EQ(b.ops->read(b.ctx, 0, buf, len), 0);
+	CHECK(check_pattern(buf, len, 0, FAKE_READ_SEED) == 0);
+	b.ops->close(b.ctx);
+	free(buf);
+	free(other);
+}
+
+static void *flush_main(void *arg)
+{
+	struct blk_backend *b = arg;
+	return (void *)(intptr_t)b->ops->flush(b->ctx);
+}
+
+/* A FLUSH the fake server holds until hold more WRITEs were answered. */
+static pthread_t flush_held(struct blk_backend *b, int hold)
+{
+	pthread_t th;
+	atomic_store(&script_hold, hold);
+	CHECK(pthread_create(&th, NULL, flush_main, b) == 0);
+	while (!atomic_load(&flush_seen))
+		usleep(1000);
+	atomic_store(&script_hold, 0);
+	return th;
+}
+
+static int flush_result(pthread_t th)
+{
+	void *res;
+	pthread_join(th, &res);
+	return (int)(intptr_t)res;
+}
+
+/* 4 KiB at block blk, a pattern the fake server checks (payload_ok). */
+static void script_write(struct blk_backend *b, int blk)
+{
+	uint8_t buf[4096];
+	fill_pattern(buf, sizeof(buf), (uint64_t)blk * 4096, MARK_SEED);
+	CHECK_EQ(b->ops->write(b->ctx, (uint64_t)blk * 4096, buf, sizeof(buf)), 0);
+}
+
+/*
+ * The server "restarts": the next request finds the connection gone, the
+ * client reconnects, replays its log and re-sends the request.  Returns
+ * the new connection's number.
+ */
+static int script_restart(struct blk_backend *b)
+{
+	uint8_t buf[4096];
+	atomic_store(&script_hangup, 1);
+	CHECK_EQ(b->ops->read(b->ctx, 32 * MiB, buf, sizeof(buf)), 0);
+	return atomic_load(&fake_conns);
+}
+
+/* What a connection received must be WRITEs of blocks want[], then the READ. */
+static void check_replayed(int conn, const int *want, int n)
+{
+	struct rec got[64];
+	CHECK_EQ(script_log(conn, got, 64), n + 1);
+	for (int i = 0; i < n; i++) {
+		CHECK_EQ(got[i].type, NBD_CMD_WRITE);
+		CHECK_EQ(got[i].offset, (uint64_t)want[i] * 4096);
+		CHECK(got[i].payload_ok);
+	}
+	CHECK_EQ(got[n].type, NBD_CMD_READ);
+	CHECK_EQ(got[n].offset, 32 * MiB);
+}
+
+/*
+ * A flush covers the writes acknowledged before it was sent, not those
+ * acknowledged while it was in flight: block 0 (acked, then the FLUSH sent)
+ * leaves the replay log when the flush succeeds, block 2 (sent and acked
+ * while the server held the FLUSH) must stay.  After a server restart the
+ * new connection must see block 2 replayed, and block 0 not.
+ */
+static void scenario_flush_mark(void)
+{
+	struct blk_backend b;
+	fake_start(FAKE_SCRIPT);
+	open_backend(&b, "", 20000);
+	script_write(&b, 0);
+	pthread_t th = flush_held(&b, 1);
+	script_write(&b, 2);
+	CHECK_EQ(flush_result(th), 0);
+	int conn = script_restart(&b);
+	CHECK_EQ(conn, 2);
+	check_replayed(conn, (const int[]){ 2 }, 1);
+	/* The restart lost nothing the log could not replay: the next flush is fine. */
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	b.ops->close(b.ctx);
+}
+
+/*
+ * The replay log's ring, small enough to wrap (10 entries of 4 KiB): entries
+ * left behind by a flush, appends wrapping to the start, a replay crossing
+ * the wrap, a flush popping across it; then an overflow, after which a
+ * restart makes the next flush fail once.
+ */
+static void scenario_replay_ring(void)
+{
+	struct blk_backend b;
+	char err[256] = "", ep[300];
+	snprintf(ep, sizeof(ep), "unix:%s", sock_path);
+	struct nbd_client_config cfg = {
+		.endpoint = ep, .retry_timeout_ms = 20000, .replay_cap_bytes = 10 * (4096 + 64),
+	};
+	fake_start(FAKE_SCRIPT);
+	CHECK_EQ(nbd_backend_open(&b, &cfg, err, sizeof(err)), 0);
+	for (int i = 1; i <= 6; i++)
+		script_write(&b, i);
+	pthread_t th = flush_held(&b, 2);
+	script_write(&b, 7);
+	script_write(&b, 8);
+	CHECK_EQ(flush_result(th), 0); /* drops 1-6, keeps 7-8 at the ring's middle */
+	for (int i = 9; i <= 13; i++)
+		script_write(&b, i); /* 9-10 fill the ring's end, 11-13 wrap to its start */
+	int conn = script_restart(&b);
+	check_replayed(conn, (const int[]){ 7, 8, 9, 10, 11, 12, 13 }, 7);
+
+	th = flush_held(&b, 1);
+	script_write(&b, 14);
+	CHECK_EQ(flush_result(th), 0); /* pops 7-13 across the wrap, keeps 14 */
+	conn = script_restart(&b);
+	check_replayed(conn, (const int[]){ 14 }, 1);
+
+	for (int i = 15; i <= 30; i++)
+		script_write(&b, i); /* more than the ring holds */
+	conn = script_restart(&b);
+	check_replayed(conn, NULL, 0);
+	CHECK_EQ(b.ops->flush(b.ctx), -EIO); /* once */
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	script_write(&b, 31); /* logged again */
+	conn = script_restart(&b);
+	check_replayed(conn, (const int[]){ 31 }, 1);
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	struct nbd_client_stats st;
+	nbd_backend_stats(&b, &st);
+	CHECK_EQ(st.reconnects, 4);
+	CHECK_EQ(st.proto_errors, 0);
+	b.ops->close(b.ctx);
+}
+
 /* ---- third-party servers ---- */
 
 static void scenario_interop(const char *tool)
@@ -697,6 +1339,12 @@ static void scenario_interop(const char *tool)
 		(unsigned long long)b.size_bytes, b.block_size, b.ops->discard != NULL,
 		b.ops->write_zeroes != NULL);
 	exercise(&b);
+	/* Out-of-order replies from a multi-threaded server. */
+	struct mt_worker w[8];
+	memset(w, 0, sizeof(w));
+	mt_run(&b, w, 8, 8 * MiB, 40, 0);
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	mt_verify_all(w, 8);
 	b.ops->close(b.ctx);
 	kill_wait(pid, SIGTERM);
 }
@@ -704,7 +1352,8 @@ static void scenario_interop(const char *tool)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s basic|durability|reconnect|timeout|server-raw|garbage|nbdkit|qemu-nbd [SERVER]\n",
+		fprintf(stderr, "usage: %s basic|durability|reconnect|timeout|server-raw|garbage|"
+			"concurrency|reconnect-mt|late-reply|flush-mark|replay-ring|sandbox|nbdkit|qemu-nbd [SERVER]\n",
 			argv[0]);
 		return 2;
 	}
@@ -727,6 +1376,18 @@ int main(int argc, char **argv)
 		scenario_server_raw();
 	else if (strcmp(s, "garbage") == 0)
 		scenario_garbage();
+	else if (strcmp(s, "concurrency") == 0)
+		scenario_concurrency();
+	else if (strcmp(s, "reconnect-mt") == 0)
+		scenario_reconnect_mt();
+	else if (strcmp(s, "late-reply") == 0)
+		scenario_late_reply();
+	else if (strcmp(s, "flush-mark") == 0)
+		scenario_flush_mark();
+	else if (strcmp(s, "replay-ring") == 0)
+		scenario_replay_ring();
+	else if (strcmp(s, "sandbox") == 0)
+		scenario_sandbox();
 	else if (strcmp(s, "nbdkit") == 0 || strcmp(s, "qemu-nbd") == 0)
 		scenario_interop(s);
 	else {
