@@ -6,6 +6,8 @@
 #   ebs-xts    flint-hv + flint-card-ebs (AES-256-XTS) over flint-nbd-server
 #   ebs-plain  flint-hv + flint-card-ebs-plain (bench-only, no XTS), same path
 #   qemu       QEMU -enable-kvm q35 with its own virtio-blk-pci on a raw file
+#   qemu-nbd   the same QEMU with its own NBD client to flint-nbd-server
+#              (context: a VMM without cards on the same remote path)
 # The NBD server's file and QEMU's raw file are both on /tmp (tmpfs), so the
 # storage underneath is the same.  QEMU uses cache=writeback (O_DIRECT, i.e.
 # cache=none, is not available on tmpfs in the lab's 6.1 kernel); the NBD
@@ -159,10 +161,43 @@ qemu_runs() {
 	rm -f /tmp/blkbench-raw.img
 }
 
+# Context, not the goal: QEMU's virtio-blk on the same remote volume path
+# (its own NBD client to the same flint-nbd-server, no encryption), i.e.
+# what a VMM without cards pays for remote storage.
+qemu_nbd_runs() {
+	qd=$1
+	rm -f "$OUT/nbd.sock" /tmp/blkbench-vol.img
+	"$NBD" --file /tmp/blkbench-vol.img --size $SIZE --create \
+		--listen-unix "$OUT/nbd.sock" >"$OUT/nbd.qemu-nbd.log" 2>&1 &
+	nbd_pid=$!
+	if wait_sock "$OUT/nbd.sock"; then
+		r=0
+		while [ $r -lt "$RUNS" ]; do
+			r=$((r + 1))
+			# shellcheck disable=SC2086
+			guest qemu-nbd "$qd" "$r" "$QEMU" $ACCEL -M q35 -m 256 -smp 2 \
+				-nodefaults -no-user-config -nographic -no-reboot -serial stdio \
+				-drive driver=nbd,server.type=unix,server.path="$OUT/nbd.sock",if=none,id=d0,cache=writeback \
+				-device virtio-blk-pci,drive=d0,disable-legacy=on,num-queues=1 \
+				-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+				-kernel "$GUEST" -append "$(cmdline "$qd")"
+		done
+	else
+		echo "# qemu-nbd: flint-nbd-server did not start"; failed=$((failed + 1))
+	fi
+	stop $nbd_pid
+	rm -f /tmp/blkbench-vol.img
+}
+
 for qd in $QDS; do
 	flint_runs ebs-xts xts "$qd"
 	flint_runs ebs-plain plain "$qd"
-	if [ -n "$QEMU" ]; then qemu_runs "$qd"; else echo "# no qemu-system-x86_64 in L1"; failed=$((failed + 1)); fi
+	if [ -n "$QEMU" ]; then
+		qemu_runs "$qd"
+		qemu_nbd_runs "$qd"
+	else
+		echo "# no qemu-system-x86_64 in L1"; failed=$((failed + 1))
+	fi
 done
 
 khz=$(cat "$OUT/tsc_khz" 2>/dev/null || echo "$L1_KHZ")
@@ -172,7 +207,7 @@ for qd in $QDS; do
 	for p in $PATTERNS; do
 		b=$(cat "$OUT/bytes.$p" 2>/dev/null || echo 0)
 		line="BENCH blk[$FRONT] $p qd=$qd $b bytes, median of $RUNS (Mcycles, MB/s):"
-		for n in ebs-xts ebs-plain qemu; do
+		for n in ebs-xts ebs-plain qemu qemu-nbd; do
 			c=$(median <"$OUT/$n.qd$qd.$p" 2>/dev/null)
 			line="$line $n $(awk -v c="$c" 'BEGIN{printf "%.1f", c / 1e6}') ($(mbs "$b" "$c"))"
 		done
@@ -193,6 +228,13 @@ for qd in $QDS; do
 			echo "RATIO blk[$FRONT] qd=$qd card-ebs unencrypted / QEMU virtio-blk (throughput): $line"
 		fi
 	done
+	line=""
+	for p in $PATTERNS; do
+		ce=$(median <"$OUT/ebs-xts.qd$qd.$p" 2>/dev/null)
+		cq=$(median <"$OUT/qemu-nbd.qd$qd.$p" 2>/dev/null)
+		line="$line${line:+, }$p $(ratio "$cq" "$ce")"
+	done
+	echo "RATIO blk[$FRONT] qd=$qd card-ebs encrypted / QEMU virtio-blk over NBD, same server, unencrypted (context): $line"
 done
 rm -rf "$OUT"
 if [ "$failed" != 0 ]; then
