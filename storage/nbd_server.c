@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -76,6 +77,38 @@ static int write_full(int fd, const void *buf, size_t len)
 			return -1;
 		p += n;
 		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * A reply header and its payload in one sendmsg() where the socket takes it:
+ * the client then wakes once per reply, not once for the header and again
+ * for the data.
+ */
+static int write_full2(int fd, const void *a, size_t alen, const void *b, size_t blen)
+{
+	struct iovec iov[2] = {
+		{ .iov_base = (void *)a, .iov_len = alen },
+		{ .iov_base = (void *)b, .iov_len = blen },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+	while (mh.msg_iovlen > 0) {
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		size_t done = (size_t)n;
+		while (mh.msg_iovlen > 0 && done >= mh.msg_iov[0].iov_len) {
+			done -= mh.msg_iov[0].iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen > 0) {
+			mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + done;
+			mh.msg_iov[0].iov_len -= done;
+		}
 	}
 	return 0;
 }
@@ -304,8 +337,7 @@ static void transmit(struct conn *c)
 			{
 				uint8_t rep[NBD_SIMPLE_REPLY_LEN];
 				nbd_encode_simple_reply(rep, 0, rq.handle);
-				if (write_full(c->sock, rep, sizeof(rep)) != 0 ||
-				    write_full(c->sock, c->buf, rq.length) != 0)
+				if (write_full2(c->sock, rep, sizeof(rep), c->buf, rq.length) != 0)
 					return;
 			}
 			break;
