@@ -42,6 +42,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1616,6 +1617,24 @@ static int connect_first(struct nbd_client *c, struct neg_result *res, char *err
 	}
 }
 
+/*
+ * The receiver is the library's own thread: it must never be the one the
+ * kernel picks for a process signal (the card waits for SIGTERM with
+ * sigwait and blocks it everywhere else; a thread with it unblocked would
+ * take the default action and kill the card before it wipes its key).
+ */
+static int start_receiver(struct nbd_client *c)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	int r = pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (r != 0)
+		return -r;
+	r = pthread_create(&c->rx, NULL, rx_main, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -r;
+}
+
 int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cfg,
 		     char *err, size_t errlen)
 {
@@ -1646,7 +1665,7 @@ int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cf
 	c->gen = 1;
 	c->up = 1;
 	c->rx_backoff = BACKOFF_MIN_MS;
-	r = -pthread_create(&c->rx, NULL, rx_main, c);
+	r = start_receiver(c);
 	if (r != 0) {
 		set_msg(err, errlen, "nbd: cannot start the receiver thread: %s", strerror(-r));
 		client_free(c);

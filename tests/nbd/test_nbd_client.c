@@ -1349,6 +1349,34 @@ static void scenario_interop(const char *tool)
 	kill_wait(pid, SIGTERM);
 }
 
+/*
+ * The card blocks SIGTERM and waits for it with sigwait() to wipe its key.
+ * The client's receiver thread must not take it instead (a thread with the
+ * signal unblocked would die of it, killing the process): with SIGTERM
+ * unblocked in the opening thread, as in card-ebs before it enters its
+ * serving loop, a later SIGTERM must still reach sigwait().
+ */
+static void scenario_signals(void)
+{
+	struct blk_backend b;
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	hard_limit(30); /* a lost signal shows as a hang */
+	CHECK(pthread_sigmask(SIG_UNBLOCK, &term, NULL) == 0);
+	start_server(1);
+	open_backend(&b, "vol0", 5000);
+	write_pattern(&b, 0, 65536, 5);
+	CHECK(pthread_sigmask(SIG_BLOCK, &term, NULL) == 0);
+	CHECK(kill(getpid(), SIGTERM) == 0);
+	int sig = 0;
+	CHECK(sigwait(&term, &sig) == 0);
+	CHECK_EQ(sig, SIGTERM);
+	verify_pattern(&b, 0, 65536, 5); /* the receiver is alive too */
+	b.ops->close(b.ctx);
+	stop_server();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -1386,6 +1414,8 @@ int main(int argc, char **argv)
 		scenario_flush_mark();
 	else if (strcmp(s, "replay-ring") == 0)
 		scenario_replay_ring();
+	else if (strcmp(s, "signals") == 0)
+		scenario_signals();
 	else if (strcmp(s, "sandbox") == 0)
 		scenario_sandbox();
 	else if (strcmp(s, "nbdkit") == 0 || strcmp(s, "qemu-nbd") == 0)
