@@ -20,33 +20,38 @@
 #include "log.h"
 #include "nbd_client.h"
 
+static void usage(void)
+{
+	fprintf(stderr, "usage: flint-card-ebs-plain --socket PATH --nbd ENDPOINT [options]\n"
+		CARD_COMMON_USAGE "(benchmark only: no encryption)\n");
+}
+
+static int plain_option(void *ctx, int opt, const char *arg)
+{
+	if (opt != 'n')
+		return 0;
+	*(const char **)ctx = arg;
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		CARD_COMMON_OPTIONS,
 		{ "nbd", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct card_common_config card;
 	const char *endpoint = NULL;
 	char err[256];
-	int o;
 
 	log_init("flint-card-ebs-plain", LOG_INFO);
-	card_common_defaults(&card);
-	opterr = 0;
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		int common = card_common_option(&card, o, optarg);
-		if (common < 0)
-			goto usage;
-		if (common > 0)
-			continue;
-		if (o != 'n')
-			goto usage;
-		endpoint = optarg;
+	if (card_parse_options(argc, argv, opts, &card, plain_option, &endpoint, usage) != 0 ||
+	    !card.socket_path || !endpoint) {
+		usage();
+		return 2;
 	}
-	if (optind < argc || !card.socket_path || !endpoint)
-		goto usage;
 	if (card_lock_memory() != 0) {
 		log_errno("cannot lock memory");
 		return 1;
@@ -66,8 +71,4 @@ int main(int argc, char **argv)
 	int rc = card_run(&vol, card.socket_path, &vo, "volume");
 	vol.ops->close(vol.ctx);
 	return rc == 0 ? 0 : 1;
-usage:
-	fprintf(stderr, "usage: flint-card-ebs-plain --socket PATH --nbd ENDPOINT [options]\n"
-		CARD_COMMON_USAGE "(benchmark only: no encryption)\n");
-	return 2;
 }

@@ -1,7 +1,9 @@
 #include "card_options.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "parse_num.h"
 #include "virtio_blk.h"
 
@@ -44,4 +46,36 @@ int card_common_option(struct card_common_config *c, int opt, const char *arg)
 	default:
 		return 0;
 	}
+}
+
+int card_parse_options(int argc, char **argv, const struct option *opts,
+		       struct card_common_config *card, card_own_option_fn own, void *ctx,
+		       void (*usage)(void))
+{
+	int o, li = 0;
+
+	card_common_defaults(card);
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "", opts, &li)) != -1) {
+		if (o == 'h') {
+			usage();
+			exit(0);
+		}
+		int r = card_common_option(card, o, optarg);
+		if (r == 0 && o != '?' && o != ':')
+			r = own(ctx, o, optarg);
+		if (r > 0)
+			continue;
+		if (r < 0)
+			log_err("--%s: invalid value '%s'", opts[li].name, optarg);
+		else
+			log_err("%s: unknown option or missing value (see --help)",
+				argv[optind - 1]);
+		return -1;
+	}
+	if (optind < argc) {
+		log_err("%s: unexpected argument (see --help)", argv[optind]);
+		return -1;
+	}
+	return 0;
 }

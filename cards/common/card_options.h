@@ -55,4 +55,22 @@ void card_common_defaults(struct card_common_config *c);
  */
 int card_common_option(struct card_common_config *c, int opt, const char *arg);
 
+/*
+ * A card's own option: 1 applied, 0 not one of its options, -1 invalid
+ * value.
+ */
+typedef int (*card_own_option_fn)(void *ctx, int opt, const char *arg);
+
+/*
+ * The whole getopt_long loop every card runs: opts must hold
+ * CARD_COMMON_OPTIONS, the card's own (handed to own), and
+ * { "help", no_argument, NULL, 'h' } (prints usage and exits 0).  Resets
+ * *card to the defaults first.  Unknown options, invalid values (named by
+ * their option) and stray arguments are logged; 0 or -1.  Checking that
+ * required options were given stays with the card.
+ */
+int card_parse_options(int argc, char **argv, const struct option *opts,
+		       struct card_common_config *card, card_own_option_fn own, void *ctx,
+		       void (*usage)(void));
+
 #endif

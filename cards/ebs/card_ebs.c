@@ -45,6 +45,29 @@ static void usage(void)
 	       CARD_COMMON_USAGE);
 }
 
+static int ebs_option(void *ctx, int opt, const char *arg)
+{
+	struct ebs_config *c = ctx;
+	uint64_t v;
+
+	switch (opt) {
+	case 'n': c->endpoint = arg; return 1;
+	case 'e': c->export_name = arg; return 1;
+	case 'k':
+		if (parse_u64_range(arg, 0, 1 << 20, &v) != 0)
+			return -1;
+		c->key_fd = (int)v;
+		return 1;
+	case 'r':
+		if (parse_u64_range(arg, 1, 3600000, &v) != 0)
+			return -1;
+		c->retry_ms = (uint32_t)v;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static int parse_args(int argc, char **argv, struct ebs_config *c)
 {
 	static const struct option opts[] = {
@@ -56,47 +79,15 @@ static int parse_args(int argc, char **argv, struct ebs_config *c)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t v;
-	int o, li = 0;
 
 	*c = (struct ebs_config){ .key_fd = -1, .retry_ms = 30000 };
-	card_common_defaults(&c->card);
-	opterr = 0;
-	while ((o = getopt_long(argc, argv, "", opts, &li)) != -1) {
-		int common = card_common_option(&c->card, o, optarg);
-		if (common < 0)
-			goto bad;
-		if (common > 0)
-			continue;
-		switch (o) {
-		case 'n': c->endpoint = optarg; break;
-		case 'e': c->export_name = optarg; break;
-		case 'k':
-			if (parse_u64_range(optarg, 0, 1 << 20, &v) != 0)
-				goto bad;
-			c->key_fd = (int)v;
-			break;
-		case 'r':
-			if (parse_u64_range(optarg, 1, 3600000, &v) != 0)
-				goto bad;
-			c->retry_ms = (uint32_t)v;
-			break;
-		case 'h':
-			usage();
-			exit(0);
-		default:
-			log_err("%s: unknown option or missing value (see --help)", argv[optind - 1]);
-			return -1;
-		}
-	}
-	if (optind < argc || !c->card.socket_path || !c->endpoint || c->key_fd < 0) {
+	if (card_parse_options(argc, argv, opts, &c->card, ebs_option, c, usage) != 0)
+		return -1;
+	if (!c->card.socket_path || !c->endpoint || c->key_fd < 0) {
 		log_err("--socket, --nbd and --key-fd are required (see --help)");
 		return -1;
 	}
 	return 0;
-bad:
-	log_err("--%s: invalid value '%s'", opts[li].name, optarg);
-	return -1;
 }
 
 /* Exactly 64 bytes, then EOF or not: a short key is refused. */

@@ -41,6 +41,18 @@ static void usage(void)
 	       CARD_COMMON_USAGE);
 }
 
+static int local_option(void *ctx, int opt, const char *arg)
+{
+	struct local_config *c = ctx;
+
+	switch (opt) {
+	case 'f': c->store_path = arg; return 1;
+	case 'z': return parse_u64_range(arg, 4096, 1ULL << 50, &c->size) == 0 ? 1 : -1;
+	case 'x': return parse_u64_range(arg, 0, 1ULL << 40, &c->scrub) == 0 ? 1 : -1;
+	default: return 0;
+	}
+}
+
 static int parse_args(int argc, char **argv, struct local_config *c)
 {
 	static const struct option opts[] = {
@@ -51,43 +63,15 @@ static int parse_args(int argc, char **argv, struct local_config *c)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int o, li = 0;
 
 	*c = (struct local_config){ .scrub = SCRUB_DEFAULT };
-	card_common_defaults(&c->card);
-	opterr = 0;
-	while ((o = getopt_long(argc, argv, "", opts, &li)) != -1) {
-		int common = card_common_option(&c->card, o, optarg);
-		if (common < 0)
-			goto bad;
-		if (common > 0)
-			continue;
-		switch (o) {
-		case 'f': c->store_path = optarg; break;
-		case 'z':
-			if (parse_u64_range(optarg, 4096, 1ULL << 50, &c->size) != 0)
-				goto bad;
-			break;
-		case 'x':
-			if (parse_u64_range(optarg, 0, 1ULL << 40, &c->scrub) != 0)
-				goto bad;
-			break;
-		case 'h':
-			usage();
-			exit(0);
-		default:
-			log_err("%s: unknown option or missing value (see --help)", argv[optind - 1]);
-			return -1;
-		}
-	}
-	if (optind < argc || !c->card.socket_path || !c->store_path) {
+	if (card_parse_options(argc, argv, opts, &c->card, local_option, c, usage) != 0)
+		return -1;
+	if (!c->card.socket_path || !c->store_path) {
 		log_err("--socket and --store are required (see --help)");
 		return -1;
 	}
 	return 0;
-bad:
-	log_err("--%s: invalid value '%s'", opts[li].name, optarg);
-	return -1;
 }
 
 /* Opens the store under a freshly generated key; the key page is wiped after. */

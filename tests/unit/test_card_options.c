@@ -86,12 +86,64 @@ static void test_refused(void **state)
 	}
 }
 
+static int own_option(void *ctx, int opt, const char *arg)
+{
+	if (opt != 'o')
+		return 0;
+	if (strcmp(arg, "bad") == 0)
+		return -1;
+	*(const char **)ctx = arg;
+	return 1;
+}
+
+static void no_usage(void)
+{
+	fail_msg("--help is not part of these cases");
+}
+
+/* The shared loop: common and own options, and each way to be refused. */
+static void test_parse_options(void **state)
+{
+	(void)state;
+	static const struct option opts[] = {
+		CARD_COMMON_OPTIONS,
+		{ "own", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct card_common_config c;
+	const char *own = NULL;
+	char *ok[] = { "card", "--queues", "4", "--own", "x", "--socket=/s", NULL };
+	optind = 0;
+	assert_int_equal(card_parse_options(6, ok, opts, &c, own_option, &own, no_usage), 0);
+	assert_int_equal(c.queues, 4);
+	assert_string_equal(c.socket_path, "/s");
+	assert_string_equal(own, "x");
+	assert_int_equal(c.iodepth, CARD_DEFAULT_IODEPTH);
+
+	char *bad_own[] = { "card", "--own", "bad", NULL };
+	char *bad_common[] = { "card", "--iodepth", "0", NULL };
+	char *unknown[] = { "card", "--nope", NULL };
+	char *missing[] = { "card", "--own", NULL };
+	char *stray[] = { "card", "--own", "x", "extra", NULL };
+	char **refused[] = { bad_own, bad_common, unknown, missing, stray };
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		int argc = 0;
+		while (refused[i][argc] != NULL)
+			argc++;
+		optind = 0;
+		assert_int_equal(card_parse_options(argc, refused[i], opts, &c, own_option, &own,
+						    no_usage), -1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_parse_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
