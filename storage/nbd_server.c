@@ -66,21 +66,6 @@ static int read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static int write_full(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * A reply header and its payload in one sendmsg() where the socket takes it:
  * the client then wakes once per reply, not once for the header and again
@@ -93,24 +78,32 @@ static int write_full2(int fd, const void *a, size_t alen, const void *b, size_t
 		{ .iov_base = (void *)b, .iov_len = blen },
 	};
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-	while (mh.msg_iovlen > 0) {
-		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		size_t done = (size_t)n;
+	size_t done = 0;
+	for (;;) {
+		/* Skip what has been sent (and empty parts). */
 		while (mh.msg_iovlen > 0 && done >= mh.msg_iov[0].iov_len) {
 			done -= mh.msg_iov[0].iov_len;
 			mh.msg_iov++;
 			mh.msg_iovlen--;
 		}
-		if (mh.msg_iovlen > 0) {
-			mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + done;
-			mh.msg_iov[0].iov_len -= done;
+		if (mh.msg_iovlen == 0)
+			return 0;
+		mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + done;
+		mh.msg_iov[0].iov_len -= done;
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR) {
+			done = 0;
+			continue;
 		}
+		if (n <= 0)
+			return -1;
+		done = (size_t)n;
 	}
-	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	return write_full2(fd, buf, len, NULL, 0);
 }
 
 static int send_opt_reply(int sock, uint32_t opt, uint32_t type, const void *data, uint32_t len)
