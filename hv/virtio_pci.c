@@ -238,16 +238,18 @@ static void enable_queue(struct virtio_pci *vp, unsigned int q)
 	vq->enabled = true;
 	irqfd_update(vp, q);
 	/*
-	 * The card gets the call eventfd when the queue has a vector, unless
-	 * binding it failed: with the vector masked it is unbound on purpose
-	 * (signals are held until the unmask).
+	 * The card always gets the call eventfd.  Whether a signal reaches the
+	 * guest is decided here, by binding the eventfd to the vector's GSI or
+	 * not: with no vector, a masked vector or a failed KVM_IRQFD the
+	 * signals add up in the counter, and a later vector, unmask or retry
+	 * binds it (injecting at once if it was signalled).  Handing the card
+	 * the fd only in some of those states would leave a queue that gets
+	 * its vector after being enabled silent forever.
 	 */
-	bool call = vq->msix_vector != PCI_MSIX_NO_VECTOR &&
-		    (vq->irqfd_bound || !pci_msix_vector_enabled(&vp->msix, vq->msix_vector));
 	struct virtio_pci_queue_info info = {
 		.index = q, .size = vq->size,
 		.desc = vq->desc, .driver = vq->driver, .device = vq->device,
-		.kick_fd = vq->kick_fd, .call_fd = call ? vq->call_fd : -1,
+		.kick_fd = vq->kick_fd, .call_fd = vq->call_fd,
 	};
 	if (vp->p.ops->queue_start(vp->p.be, &info) != 0)
 		vp->status |= VIRTIO_STATUS_NEEDS_RESET;

@@ -427,6 +427,31 @@ static void test_vector_change_while_masked(void **state)
 }
 
 /* Device reset (status 0) with the vector live, and with it masked. */
+/*
+ * A queue enabled without a vector (polled) that gets one later: the card
+ * had the call eventfd from the start, so its completions reach the new
+ * vector, including one signalled before the vector was set.
+ */
+static void test_vector_after_enable(void **state)
+{
+	(void)state;
+	negotiate();
+	msix_flags(PCI_MSIX_FLAGS_ENABLE);
+	vector_program(0, 0x40);
+	vector_mask(0, false);
+	queue_prepare(0, PCI_MSIX_NO_VECTOR);
+	queue_enable(0);
+	assert_int_equal(be.last.call_fd, vp.q[0].call_fd);
+	assert_false(vp.q[0].irqfd_bound);
+	assert_int_equal(eventfd_write(vp.q[0].call_fd, 1), 0);
+	assert_int_equal(pba(), 0); /* no vector: nothing to be pending on */
+	unsigned int n = fk.nr_irqfd;
+	queue_vector(0, 0);
+	expect_irqfd(n, 0, 0, true);
+	assert_true(vp.q[0].irqfd_bound);
+	assert_int_equal(fk.injected, 1);
+}
+
 static void test_reset_and_mask(void **state)
 {
 	(void)state;
@@ -508,7 +533,7 @@ static void test_pending_delivered_on_unmask(void **state)
 	assert_int_equal(pba(), 0);
 }
 
-/* A failed KVM_IRQFD: logged, counted, and the card gets no call fd. */
+/* A failed KVM_IRQFD: logged, counted, signals held until a retry binds. */
 static void test_irqfd_failure(void **state)
 {
 	(void)state;
@@ -519,14 +544,18 @@ static void test_irqfd_failure(void **state)
 	queue_prepare(0, 0);
 	fk.fail_irqfd = 1;
 	queue_enable(0);
-	assert_int_equal(be.last.call_fd, -1);
+	assert_int_equal(be.last.call_fd, vp.q[0].call_fd);
 	assert_false(vp.q[0].irqfd_bound);
 	assert_int_equal(vp.kvm_errors, 1);
-	/* The next change retries. */
+	/* The card completes meanwhile; the next change retries and delivers. */
+	assert_int_equal(eventfd_write(vp.q[0].call_fd, 1), 0);
 	fk.fail_irqfd = 0;
 	vector_mask(0, true);
+	assert_int_equal(fk.injected, 0);
 	vector_mask(0, false);
 	assert_true(vp.q[0].irqfd_bound);
+	assert_int_equal(fk.injected, 1);
+	fk.injected = 0;
 	/* KVM refusing the route of a vector being unmasked: its queues stay unbound
 	 * (signals held, never sent to a GSI without a route) until a retry works. */
 	vector_program(1, 0x41);
@@ -571,7 +600,7 @@ static void test_queue_errors(void **state)
 	be.start_fails = -1;
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_ENABLE), 2, 1);
 	assert_int_equal(be.starts, 1);
-	assert_int_equal(be.last.call_fd, -1); /* no vector: no call fd */
+	assert_int_equal(be.last.call_fd, vp.q[0].call_fd); /* the card always gets it */
 	assert_true(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1) &
 		    VIRTIO_STATUS_NEEDS_RESET);
 }
@@ -637,6 +666,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_setup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vector_mask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vector_change_while_masked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vector_after_enable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_and_mask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_delivered_on_unmask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_irqfd_failure, setup, teardown),
