@@ -8,6 +8,9 @@
 #   qemu       QEMU -enable-kvm q35 with its own virtio-blk-pci on a raw file
 #   qemu-nbd   the same QEMU with its own NBD client to flint-nbd-server
 #              (context: a VMM without cards on the same remote path)
+#   local-xts  flint-hv + flint-card-local (AES-256-XTS) on a file in /tmp,
+#              when CARD_LOCAL is given (context: the card's data path
+#              without the remote hop, storage as local as QEMU's)
 # The NBD server's file and QEMU's raw file are both on /tmp (tmpfs), so the
 # storage underneath is the same.  QEMU uses cache=writeback (O_DIRECT, i.e.
 # cache=none, is not available on tmpfs in the lab's 6.1 kernel); the NBD
@@ -20,12 +23,13 @@
 # card, or its own virtio-blk-pci), so the guest is equally slow everywhere
 # and the card runs natively, with the host's real AES instructions.  FLINT_HV
 # is then unused.
-# usage: lab-blk.sh FLINT_HV GUEST_ELF CARD_EBS CARD_EBS_PLAIN NBD_SERVER
+# usage: lab-blk.sh FLINT_HV GUEST_ELF CARD_EBS CARD_EBS_PLAIN NBD_SERVER [CARD_LOCAL]
 HV=$1
 GUEST=$2
 EBS=$3
 PLAIN=$4
 NBD=$5
+LOCAL=${6:-}
 RUNS=${BENCH_BLK_RUNS:-3}
 MIB=${BENCH_BLK_MIB:-32}
 QDS=${BENCH_BLK_QDS:-1 8}
@@ -47,7 +51,7 @@ if [ "$FRONT" = qemu-tcg ]; then
 	HV=$GUEST
 	[ -n "$QEMU" ] || { echo "lab-blk: qemu-system-x86_64 is needed as the front end"; exit 1; }
 fi
-for f in "$HV" "$GUEST" "$EBS" "$PLAIN" "$NBD"; do
+for f in "$HV" "$GUEST" "$EBS" "$PLAIN" "$NBD" ${LOCAL:+"$LOCAL"}; do
 	if [ ! -x "$f" ] && [ ! -r "$f" ]; then
 		echo "lab-blk: $f missing from the lab image"
 		exit 1
@@ -94,18 +98,25 @@ guest() {
 
 cmdline() { echo "tests=blkbench bench.mib=$MIB bench.qd=$1"; }
 
-# flint_runs NAME CARD_KIND QD: NBD server and card fresh for each config.
+# flint_runs NAME CARD_KIND QD: NBD server and card fresh for each config
+# (card-local, kind local, has its store file and no server).
 flint_runs() {
 	name=$1; kind=$2; qd=$3
 	rm -f "$OUT/nbd.sock" "$OUT/card.sock" /tmp/blkbench-vol.img
-	"$NBD" --file /tmp/blkbench-vol.img --size $SIZE --create \
-		--listen-unix "$OUT/nbd.sock" >"$OUT/nbd.$name.log" 2>&1 &
-	nbd_pid=$!
-	if ! wait_sock "$OUT/nbd.sock"; then
-		echo "# $name: flint-nbd-server did not start"; cat "$OUT/nbd.$name.log"
-		stop $nbd_pid; failed=$((failed + 1)); return
+	nbd_pid=
+	if [ "$kind" != local ]; then
+		"$NBD" --file /tmp/blkbench-vol.img --size $SIZE --create \
+			--listen-unix "$OUT/nbd.sock" >"$OUT/nbd.$name.log" 2>&1 &
+		nbd_pid=$!
+		if ! wait_sock "$OUT/nbd.sock"; then
+			echo "# $name: flint-nbd-server did not start"; cat "$OUT/nbd.$name.log"
+			stop $nbd_pid; failed=$((failed + 1)); return
+		fi
 	fi
-	if [ "$kind" = xts ]; then
+	if [ "$kind" = local ]; then
+		"$LOCAL" --socket "$OUT/card.sock" --store /tmp/blkbench-vol.img --size $SIZE \
+			--queues 1 >"$OUT/card.$name.log" 2>&1 &
+	elif [ "$kind" = xts ]; then
 		head -c 64 /dev/urandom >"$OUT/vol.key"
 		"$EBS" --socket "$OUT/card.sock" --nbd "unix:$OUT/nbd.sock" --key-fd 3 \
 			--queues 1 3<"$OUT/vol.key" >"$OUT/card.$name.log" 2>&1 &
@@ -138,7 +149,7 @@ flint_runs() {
 		echo "# $name: card did not start"; failed=$((failed + 1))
 	fi
 	stop $card_pid
-	stop $nbd_pid
+	[ -z "$nbd_pid" ] || stop $nbd_pid
 	tail -n 3 "$OUT/card.$name.log" | sed "s/^/# $name card| /"
 	rm -f /tmp/blkbench-vol.img
 }
@@ -192,6 +203,7 @@ qemu_nbd_runs() {
 for qd in $QDS; do
 	flint_runs ebs-xts xts "$qd"
 	flint_runs ebs-plain plain "$qd"
+	[ -z "$LOCAL" ] || flint_runs local-xts local "$qd"
 	if [ -n "$QEMU" ]; then
 		qemu_runs "$qd"
 		qemu_nbd_runs "$qd"
@@ -207,7 +219,7 @@ for qd in $QDS; do
 	for p in $PATTERNS; do
 		b=$(cat "$OUT/bytes.$p" 2>/dev/null || echo 0)
 		line="BENCH blk[$FRONT] $p qd=$qd $b bytes, median of $RUNS (Mcycles, MB/s):"
-		for n in ebs-xts ebs-plain qemu qemu-nbd; do
+		for n in ebs-xts ebs-plain qemu qemu-nbd ${LOCAL:+local-xts}; do
 			c=$(median <"$OUT/$n.qd$qd.$p" 2>/dev/null)
 			line="$line $n $(awk -v c="$c" 'BEGIN{printf "%.1f", c / 1e6}') ($(mbs "$b" "$c"))"
 		done
@@ -235,6 +247,14 @@ for qd in $QDS; do
 		line="$line${line:+, }$p $(ratio "$cq" "$ce")"
 	done
 	echo "RATIO blk[$FRONT] qd=$qd card-ebs encrypted / QEMU virtio-blk over NBD, same server, unencrypted (context): $line"
+	[ -n "$LOCAL" ] || continue
+	line=""
+	for p in $PATTERNS; do
+		ce=$(median <"$OUT/local-xts.qd$qd.$p" 2>/dev/null)
+		cq=$(median <"$OUT/qemu.qd$qd.$p" 2>/dev/null)
+		line="$line${line:+, }$p $(ratio "$cq" "$ce")"
+	done
+	echo "RATIO blk[$FRONT] qd=$qd card-local encrypted, local file / QEMU virtio-blk (context: no remote hop): $line"
 done
 rm -rf "$OUT"
 if [ "$failed" != 0 ]; then

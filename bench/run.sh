@@ -43,7 +43,7 @@ lab/run.sh "$BUILD/lab" lab-blk-entry.sh --timeout 900 >"$blklog" 2>&1 || {
 	echo "bench: the lab block benchmark failed"
 	blk_ok=0
 }
-tr -d '\r' <"$blklog" | grep -E '^# (ebs-|qemu |TSC)' || true
+tr -d '\r' <"$blklog" | grep -E '^# (ebs-|local-|qemu |TSC)' || true
 tr -d '\r' <"$blklog" | grep -E '^BENCH ' || true
 
 # The same block benchmark with QEMU TCG as the front end of all three
@@ -54,12 +54,13 @@ hostblk=$(mktemp)
 trap 'rm -f "$log" "$blklog" "$hostblk"' EXIT
 BENCH_BLK_FRONT=qemu-tcg BENCH_BLK_RUNS=${BENCH_BLK_RUNS:-5} sh bench/lab-blk.sh none \
 	"$BUILD/guest/flint-test-guest.elf" "$BUILD/cards/flint-card-ebs" \
-	"$BUILD/bench/flint-card-ebs-plain" "$BUILD/storage/flint-nbd-server" >"$hostblk" 2>&1 || {
+	"$BUILD/bench/flint-card-ebs-plain" "$BUILD/storage/flint-nbd-server" \
+	"$BUILD/cards/flint-card-local" >"$hostblk" 2>&1 || {
 	tail -n 40 "$hostblk"
 	echo "bench: the host block benchmark failed"
 	blk_ok=0
 }
-grep -E '^# (ebs-|qemu |TSC)' "$hostblk" || true
+grep -E '^# (ebs-|local-|qemu |TSC)' "$hostblk" || true
 grep -E '^BENCH ' "$hostblk" || true
 
 echo "== ratios (encryption first, boot, then block throughput)"
