@@ -226,35 +226,22 @@ for qd in $QDS; do
 		echo "$line"
 	done
 done
+# cells QD CARD PEER: "pattern ratio, ..." of PEER's median cycles over CARD's.
+cells() {
+	line=""
+	for p in $PATTERNS; do
+		ce=$(median <"$OUT/$2.qd$1.$p" 2>/dev/null)
+		cq=$(median <"$OUT/$3.qd$1.$p" 2>/dev/null)
+		line="$line${line:+, }$p $(ratio "$cq" "$ce")"
+	done
+	echo "$line"
+}
 for qd in $QDS; do
-	for kind in xts plain; do
-		line=""
-		for p in $PATTERNS; do
-			ce=$(median <"$OUT/ebs-$kind.qd$qd.$p" 2>/dev/null)
-			cq=$(median <"$OUT/qemu.qd$qd.$p" 2>/dev/null)
-			line="$line${line:+, }$p $(ratio "$cq" "$ce")"
-		done
-		if [ $kind = xts ]; then
-			echo "RATIO blk[$FRONT] qd=$qd card-ebs encrypted / QEMU virtio-blk (throughput): $line (goal >= 1.0)"
-		else
-			echo "RATIO blk[$FRONT] qd=$qd card-ebs unencrypted / QEMU virtio-blk (throughput): $line"
-		fi
-	done
-	line=""
-	for p in $PATTERNS; do
-		ce=$(median <"$OUT/ebs-xts.qd$qd.$p" 2>/dev/null)
-		cq=$(median <"$OUT/qemu-nbd.qd$qd.$p" 2>/dev/null)
-		line="$line${line:+, }$p $(ratio "$cq" "$ce")"
-	done
-	echo "RATIO blk[$FRONT] qd=$qd card-ebs encrypted / QEMU virtio-blk over NBD, same server, unencrypted (context): $line"
-	[ -n "$LOCAL" ] || continue
-	line=""
-	for p in $PATTERNS; do
-		ce=$(median <"$OUT/local-xts.qd$qd.$p" 2>/dev/null)
-		cq=$(median <"$OUT/qemu.qd$qd.$p" 2>/dev/null)
-		line="$line${line:+, }$p $(ratio "$cq" "$ce")"
-	done
-	echo "RATIO blk[$FRONT] qd=$qd card-local encrypted, local file / QEMU virtio-blk (context: no remote hop): $line"
+	echo "RATIO blk[$FRONT] qd=$qd card-ebs encrypted / QEMU virtio-blk (throughput): $(cells "$qd" ebs-xts qemu) (goal >= 1.0)"
+	echo "RATIO blk[$FRONT] qd=$qd card-ebs unencrypted / QEMU virtio-blk (throughput): $(cells "$qd" ebs-plain qemu)"
+	echo "RATIO blk[$FRONT] qd=$qd card-ebs encrypted / QEMU virtio-blk over NBD, same server, unencrypted (context): $(cells "$qd" ebs-xts qemu-nbd)"
+	[ -z "$LOCAL" ] ||
+		echo "RATIO blk[$FRONT] qd=$qd card-local encrypted, local file / QEMU virtio-blk (context: no remote hop): $(cells "$qd" local-xts qemu)"
 done
 rm -rf "$OUT"
 if [ "$failed" != 0 ]; then
