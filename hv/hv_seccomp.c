@@ -81,8 +81,8 @@ static scmp_filter_ctx new_filter(void)
  * guest's MSI-X PBA read checking a masked queue's call eventfd with a zero
  * timeout).  poll's fd lives in memory and cannot be filtered; waiting on
  * any fd grants nothing.
- * recvmsg is called without a control buffer, so fds a back end sends are
- * discarded by the kernel.
+ * recvmsg is called without a control buffer (vhost_user_recv_nofds_until),
+ * so fds a back end sends are discarded by the kernel.
  */
 static int add_vhost_user(scmp_filter_ctx ctx, const int *socks, unsigned int n)
 {

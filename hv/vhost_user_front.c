@@ -1,12 +1,10 @@
 #include "vhost_user_front.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -38,125 +36,16 @@ static const char *err_name(int e)
 	}
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits until sock is ready for ev, or the deadline.  0 or -errno. */
-static int wait_sock(int sock, short ev, int64_t deadline)
-{
-	for (;;) {
-		int64_t left = deadline - now_ms();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		struct pollfd p = { .fd = sock, .events = ev };
-		int n = poll(&p, 1, (int)left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (p.revents & ev)
-			return 0;
-		return ev == POLLIN ? -ECONNRESET : -EPIPE;
-	}
-}
-
-/* Sends the whole message (fds with the first byte), never blocking past deadline. */
-static int send_msg(int sock, const struct vhost_user_msg *m, int64_t deadline)
-{
-	union {
-		char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	size_t total = sizeof(m->hdr) + m->hdr.size, done = 0;
-	bool fds_sent = m->nfds == 0;
-
-	while (done < total) {
-		struct iovec iov[2];
-		int niov = 0;
-		if (done < sizeof(m->hdr))
-			iov[niov++] = (struct iovec){ (uint8_t *)&m->hdr + done,
-						      sizeof(m->hdr) - done };
-		size_t poff = done > sizeof(m->hdr) ? done - sizeof(m->hdr) : 0;
-		if (m->hdr.size > poff)
-			iov[niov++] = (struct iovec){ (uint8_t *)&m->payload + poff,
-						      m->hdr.size - poff };
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
-		if (!fds_sent) {
-			memset(&ctl, 0, sizeof(ctl));
-			mh.msg_control = ctl.buf;
-			mh.msg_controllen = CMSG_SPACE(m->nfds * sizeof(int));
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
-			memcpy(CMSG_DATA(c), m->fds, m->nfds * sizeof(int));
-		}
-		ssize_t r = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EAGAIN) {
-			int rc = wait_sock(sock, POLLOUT, deadline);
-			if (rc != 0)
-				return rc;
-			continue;
-		}
-		if (r < 0)
-			return errno == ECONNRESET ? -ECONNRESET : -EPIPE;
-		fds_sent = true;
-		done += (size_t)r;
-	}
-	return 0;
-}
-
 /*
- * Reads exactly len bytes.  No control buffer: any fds a back end attaches
- * to a reply are discarded by the kernel, never installed here.
+ * The reply to request, by the deadline.  It may carry no fds: they are
+ * never installed (closing them is not allowed under seccomp).
  */
-static int recv_exact(int sock, void *buf, size_t len, int64_t deadline)
-{
-	uint8_t *p = buf;
-	while (len > 0) {
-		struct iovec iov = { p, len };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		ssize_t r = recvmsg(sock, &mh, MSG_DONTWAIT);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EAGAIN) {
-			int rc = wait_sock(sock, POLLIN, deadline);
-			if (rc != 0)
-				return rc;
-			continue;
-		}
-		if (r < 0)
-			return -ECONNRESET;
-		if (r == 0)
-			return -ECONNRESET;
-		p += r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 static int recv_reply(struct vuf *f, uint32_t request, struct vhost_user_msg *r,
 		      int64_t deadline)
 {
-	vhost_user_msg_init(r, 0, 0);
-	int rc = recv_exact(f->sock, &r->hdr, sizeof(r->hdr), deadline);
+	int rc = vhost_user_recv_nofds_until(f->sock, r, deadline);
 	if (rc != 0)
 		return rc;
-	if (r->hdr.size > sizeof(r->payload))
-		return -EPROTO;
-	if (r->hdr.size > 0) {
-		rc = recv_exact(f->sock, &r->payload, r->hdr.size, deadline);
-		if (rc != 0)
-			return rc;
-	}
 	return vhost_user_reply_validate(r, request) == 0 ? 0 : -EPROTO;
 }
 
@@ -189,8 +78,8 @@ static int transact(struct vuf *f, struct vhost_user_msg *m, bool ack,
 		m->hdr.flags |= VHOST_USER_FLAG_NEED_REPLY;
 		reply = &local;
 	}
-	int64_t deadline = now_ms() + f->timeout_ms;
-	int rc = send_msg(f->sock, m, deadline);
+	int64_t deadline = vhost_user_clock_ms() + f->timeout_ms;
+	int rc = vhost_user_send_until(f->sock, m, deadline);
 	if (rc == 0 && reply != NULL)
 		rc = recv_reply(f, request, reply, deadline);
 	if (rc != 0) {

@@ -1,8 +1,11 @@
 #include "vhost_user_msg.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 void vhost_user_msg_init(struct vhost_user_msg *m, uint32_t request,
@@ -26,17 +29,82 @@ void vhost_user_msg_close_fds(struct vhost_user_msg *m)
 	m->nfds = 0;
 }
 
-/* Read exactly len bytes (no fds expected after the header). */
-static int read_full(int sock, void *buf, size_t len)
+int64_t vhost_user_clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits until sock is ready for ev or the deadline passes.  A hang-up or
+ * error counts as ready: the next recvmsg/sendmsg reports it with its own
+ * errno, so every path ends in one place.
+ */
+static int wait_sock(int sock, short ev, int64_t deadline_ms)
+{
+	struct pollfd p = { .fd = sock, .events = ev };
+	int n;
+	do {
+		int timeout = -1;
+		if (deadline_ms >= 0) {
+			int64_t left = deadline_ms - vhost_user_clock_ms();
+			if (left <= 0)
+				return -ETIMEDOUT;
+			timeout = left < INT_MAX ? (int)left : INT_MAX;
+		}
+		/* poll, not ppoll: the one flint-hv's vCPU filter allows. */
+		n = poll(&p, 1, timeout);
+	} while (n == 0 || (n < 0 && errno == EINTR));
+	return n < 0 ? -errno : 0;
+}
+
+/* After a failed call: 0 to try it again, or the error to return. */
+static int retry_after(int sock, short ev, int64_t deadline_ms)
+{
+	int e = errno;
+	if (e == EINTR)
+		return 0;
+	if (e == EAGAIN)
+		return wait_sock(sock, ev, deadline_ms);
+	return -e;
+}
+
+/*
+ * One recvmsg (ev POLLIN) or sendmsg (POLLOUT), retried on EINTR and, when
+ * the socket is not ready, after waiting for it.  Without a deadline the
+ * call blocks, as the card's always did.
+ */
+static ssize_t msg_until(int sock, struct msghdr *mh, short ev, int64_t deadline_ms)
+{
+	int flags = deadline_ms >= 0 ? MSG_DONTWAIT : 0;
+	for (;;) {
+		ssize_t r = ev == POLLOUT ? sendmsg(sock, mh, flags | MSG_NOSIGNAL) :
+			    recvmsg(sock, mh, flags | MSG_CMSG_CLOEXEC);
+		if (r >= 0)
+			return r;
+		int rc = retry_after(sock, ev, deadline_ms);
+		if (rc != 0)
+			return rc;
+	}
+}
+
+/*
+ * Reads exactly len more bytes of a started message.  recvmsg, not recv:
+ * flint-hv's filter allows no recvfrom.  Fds only travel with a message's
+ * first byte; any later ones were dropped (no control buffer) and make the
+ * message malformed.
+ */
+static int read_rest(int sock, void *buf, size_t len, int64_t deadline_ms)
 {
 	uint8_t *p = buf;
 	while (len > 0) {
-		ssize_t r = recv(sock, p, len, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
+		struct iovec iov = { .iov_base = p, .iov_len = len };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t r = msg_until(sock, &mh, POLLIN, deadline_ms);
 		if (r < 0)
-			return -errno;
-		if (r == 0)
+			return (int)r;
+		if (r == 0 || (mh.msg_flags & MSG_CTRUNC))
 			return -EPROTO;
 		p += r;
 		len -= (size_t)r;
@@ -44,32 +112,12 @@ static int read_full(int sock, void *buf, size_t len)
 	return 0;
 }
 
-int vhost_user_recv(int sock, struct vhost_user_msg *m)
+/* Moves every received fd into m: 0, or -EPROTO if any did not fit. */
+static int take_fds(struct msghdr *mh, struct vhost_user_msg *m)
 {
-	union {
-		char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { .iov_base = &m->hdr, .iov_len = sizeof(m->hdr) };
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = ctl.buf,
-		.msg_controllen = sizeof(ctl.buf),
-	};
-	ssize_t r;
-
-	vhost_user_msg_init(m, 0, 0);
-	do {
-		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	} while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-
-	/* Take every fd first, so that each error path below closes them. */
 	int rc = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
-	     c = CMSG_NXTHDR(&mh, c)) {
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL;
+	     c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -84,69 +132,104 @@ int vhost_user_recv(int sock, struct vhost_user_msg *m)
 			}
 		}
 	}
-	if (mh.msg_flags & MSG_CTRUNC)
+	/* Fds past the buffer, or any at all without one. */
+	if (mh->msg_flags & MSG_CTRUNC)
 		rc = -EPROTO;
+	return rc;
+}
+
+union fd_ctl {
+	char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
+	struct cmsghdr align;
+};
+
+static int recv_msg(int sock, struct vhost_user_msg *m, bool with_fds,
+		    int64_t deadline_ms)
+{
+	union fd_ctl ctl;
+	struct iovec iov = { .iov_base = &m->hdr, .iov_len = sizeof(m->hdr) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (with_fds) {
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = sizeof(ctl.buf);
+	}
+
+	vhost_user_msg_init(m, 0, 0);
+	ssize_t r = msg_until(sock, &mh, POLLIN, deadline_ms);
+	if (r < 0)
+		return (int)r;
+	/* Take every fd first, so that each error path below closes them. */
+	int rc = take_fds(&mh, m);
 	if (r == 0 && rc == 0)
 		return -ECONNRESET;
-	if (rc == 0 && (size_t)r < sizeof(m->hdr))
-		rc = read_full(sock, (uint8_t *)&m->hdr + r,
-			       sizeof(m->hdr) - (size_t)r);
+	if (rc == 0)
+		rc = read_rest(sock, (uint8_t *)&m->hdr + r,
+			       sizeof(m->hdr) - (size_t)r, deadline_ms);
 	if (rc == 0 && m->hdr.size > sizeof(m->payload))
 		rc = -EPROTO;
-	if (rc == 0 && m->hdr.size > 0)
-		rc = read_full(sock, &m->payload, m->hdr.size);
+	if (rc == 0)
+		rc = read_rest(sock, &m->payload, m->hdr.size, deadline_ms);
 	if (rc != 0)
 		vhost_user_msg_close_fds(m);
 	return rc;
 }
 
-int vhost_user_send(int sock, const struct vhost_user_msg *m)
+int vhost_user_recv_until(int sock, struct vhost_user_msg *m, int64_t deadline_ms)
 {
-	union {
-		char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
+	return recv_msg(sock, m, true, deadline_ms);
+}
+
+int vhost_user_recv_nofds_until(int sock, struct vhost_user_msg *m,
+				int64_t deadline_ms)
+{
+	return recv_msg(sock, m, false, deadline_ms);
+}
+
+/* Points iov at what is left of m after done bytes; the iov count. */
+static size_t unsent(const struct vhost_user_msg *m, size_t done, struct iovec iov[2])
+{
+	size_t n = 0;
+	if (done < sizeof(m->hdr))
+		iov[n++] = (struct iovec){ (uint8_t *)&m->hdr + done,
+					   sizeof(m->hdr) - done };
+	size_t poff = done > sizeof(m->hdr) ? done - sizeof(m->hdr) : 0;
+	if (m->hdr.size > poff)
+		iov[n++] = (struct iovec){ (uint8_t *)&m->payload + poff,
+					   m->hdr.size - poff };
+	return n;
+}
+
+static void attach_fds(struct msghdr *mh, union fd_ctl *ctl,
+		       const struct vhost_user_msg *m)
+{
+	memset(ctl, 0, sizeof(*ctl));
+	mh->msg_control = ctl->buf;
+	mh->msg_controllen = CMSG_SPACE(m->nfds * sizeof(int));
+	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), m->fds, m->nfds * sizeof(int));
+}
+
+int vhost_user_send_until(int sock, const struct vhost_user_msg *m,
+			  int64_t deadline_ms)
+{
+	union fd_ctl ctl;
 	if (m->hdr.size > sizeof(m->payload) || m->nfds > VHOST_USER_MAX_FDS)
 		return -EINVAL;
-	struct iovec iov[2] = {
-		{ .iov_base = (void *)&m->hdr, .iov_len = sizeof(m->hdr) },
-		{ .iov_base = (void *)&m->payload, .iov_len = m->hdr.size },
-	};
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-	if (m->nfds > 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(m->nfds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(m->nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), m->fds, m->nfds * sizeof(int));
-	}
 	size_t total = sizeof(m->hdr) + m->hdr.size;
-	ssize_t r;
-	do {
-		r = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	} while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	/* A short stream write: push the rest without fds. */
-	size_t done = (size_t)r;
-	while (done < total) {
-		const uint8_t *p;
-		size_t len;
-		if (done < sizeof(m->hdr)) {
-			p = (const uint8_t *)&m->hdr + done;
-			len = sizeof(m->hdr) - done;
-		} else {
-			p = (const uint8_t *)&m->payload + (done - sizeof(m->hdr));
-			len = total - done;
-		}
-		r = send(sock, p, len, MSG_NOSIGNAL);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EPIPE;
+	/* A short stream write is continued without the fds, sent once. */
+	for (size_t done = 0; done < total;) {
+		struct iovec iov[2];
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = unsent(m, done, iov) };
+		if (done == 0 && m->nfds > 0)
+			attach_fds(&mh, &ctl, m);
+		ssize_t r = msg_until(sock, &mh, POLLOUT, deadline_ms);
+		if (r < 0)
+			return (int)r;
+		if (r == 0)
+			return -EPIPE; /* never for a stream; no endless loop */
 		done += (size_t)r;
 	}
 	return 0;

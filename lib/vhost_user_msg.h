@@ -4,8 +4,8 @@
  * endian: a 12-byte header, then exactly hdr.size payload bytes, with file
  * descriptors carried as SCM_RIGHTS ancillary data on the header.
  *
- * The peer is untrusted: vhost_user_recv() bounds the payload and the fd
- * array, vhost_user_msg_validate() checks the payload size exactly per
+ * The peer is untrusted: vhost_user_recv_until() bounds the payload and the
+ * fd array, vhost_user_msg_validate() checks the payload size exactly per
  * request type, the fd count and the field ranges.  It is pure (no I/O), so
  * it is fuzzed (fuzz/fuzz_vhost_user.c).
  */
@@ -127,15 +127,54 @@ void vhost_user_msg_init(struct vhost_user_msg *m, uint32_t request,
 			 uint32_t size);
 
 /*
- * Read one message.  Returns 0, -ECONNRESET on a clean EOF before a header,
- * -EPROTO on a truncated message, oversized payload or too many fds (every
- * received fd is then closed), or another negative errno.  The message is
- * not validated.
+ * Message I/O, shared by the card (blocking) and flint-hv (bounded: it must
+ * never hang on a dead card).  deadline_ms is an absolute
+ * vhost_user_clock_ms() time; a negative one means block forever.  With a
+ * deadline every call is MSG_DONTWAIT and waits in poll() on this one fd for
+ * the time left, so the calls made are recvmsg, sendmsg, poll and
+ * clock_gettime only (flint-hv's vCPU seccomp filter allows no more).  EINTR
+ * is retried.  Errors:
+ *   -ECONNRESET  recv: the peer closed before the first byte of a message
+ *   -EPROTO      recv: the peer closed inside a message, the payload is
+ *                larger than struct vhost_user_msg holds, too many or
+ *                unexpected fds (every received fd is then closed)
+ *   -ETIMEDOUT   the deadline passed
+ *   -EINVAL      send: hdr.size or nfds out of range (nothing sent)
+ *   -errno       anything else the kernel reports, e.g. -EPIPE or
+ *                -ECONNRESET when a send finds the peer gone
+ * After an error the stream position is unknown: end the connection.
+ * Received messages are not validated.
  */
-int vhost_user_recv(int sock, struct vhost_user_msg *m);
+#define VHOST_USER_NO_DEADLINE (-1)
 
-/* Send header + hdr.size payload bytes + m->fds[0..nfds). 0 or -errno. */
-int vhost_user_send(int sock, const struct vhost_user_msg *m);
+/* CLOCK_MONOTONIC in milliseconds: the clock deadlines are measured on. */
+int64_t vhost_user_clock_ms(void);
+
+/* Read one message and the fds sent with it (owned by m, at most 8). */
+int vhost_user_recv_until(int sock, struct vhost_user_msg *m, int64_t deadline_ms);
+
+/*
+ * Read one message that must carry no fds, with no control buffer: fds the
+ * peer attaches are dropped by the kernel and the message is -EPROTO.  For
+ * flint-hv, whose seccomp filter forbids close(): nothing is ever
+ * installed that it would have to close.
+ */
+int vhost_user_recv_nofds_until(int sock, struct vhost_user_msg *m,
+				int64_t deadline_ms);
+
+/* Send header + hdr.size payload bytes, m->fds[0..nfds) with the first byte. */
+int vhost_user_send_until(int sock, const struct vhost_user_msg *m,
+			  int64_t deadline_ms);
+
+static inline int vhost_user_recv(int sock, struct vhost_user_msg *m)
+{
+	return vhost_user_recv_until(sock, m, VHOST_USER_NO_DEADLINE);
+}
+
+static inline int vhost_user_send(int sock, const struct vhost_user_msg *m)
+{
+	return vhost_user_send_until(sock, m, VHOST_USER_NO_DEADLINE);
+}
 
 /* Close every fd still owned by the message (those not set to -1). */
 void vhost_user_msg_close_fds(struct vhost_user_msg *m);
