@@ -27,43 +27,23 @@
 #include "vhost_user_msg.h"
 #include "virtio_blk.h"
 #include "virtqueue.h"
+#include "test_vub_card.h"
 
 #define MEMSZ (1024 * 1024)
 #define UVA 0x7f0000000000ull /* the "front end's" address of guest RAM */
 #define QN 8
 #define DISK (4 * 1024 * 1024)
 
-struct server {
-	int sock;
-	struct blk_backend be;
-	struct vub_options opts;
-	int rc;
-	pthread_t thread;
-};
-
-static void *serve(void *arg)
+static int start(struct card *s)
 {
-	struct server *s = arg;
-	s->rc = vub_serve(s->sock, &s->be, &s->opts);
-	return NULL;
+	return card_run(s, (struct vub_options){ .num_queues = 2, .serial = "e2e" });
 }
 
-static int start(struct server *s)
-{
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	s->sock = sv[1];
-	s->opts = (struct vub_options){ .num_queues = 2, .serial = "e2e" };
-	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
-	return sv[0];
-}
-
-static int stop(struct server *s, int fe)
+/* The front end hangs up; the card's result. */
+static int stop(struct card *s, int fe)
 {
 	close(fe);
-	pthread_join(s->thread, NULL);
-	close(s->sock);
-	return s->rc;
+	return card_join(s);
 }
 
 static void send_msg(int fe, uint32_t req, uint32_t flags, const void *payload,
@@ -181,7 +161,7 @@ static uint8_t request(struct guest *g, unsigned int i, uint32_t type,
 static void test_full_session(void **state)
 {
 	(void)state;
-	struct server s;
+	struct card s;
 	struct guest g = { 0 };
 	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
 	int fe = start(&s);
@@ -278,7 +258,7 @@ static void test_full_session(void **state)
 static void test_malformed_messages(void **state)
 {
 	(void)state;
-	struct server s;
+	struct card s;
 	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
 
 	/* An fd on a request that takes none. */
@@ -408,14 +388,9 @@ static void *release_later(void *arg)
 }
 
 /* Session set-up shared by the in-flight tests: one queue of QN. */
-static int inflight_session(struct server *s, struct guest *g, int *mfd, uint16_t depth)
+static int inflight_session(struct card *s, struct guest *g, int *mfd, uint16_t depth)
 {
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	s->sock = sv[1];
-	s->opts = (struct vub_options){ .num_queues = 1, .iodepth = depth };
-	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
-	int fe = sv[0];
+	int fe = card_run(s, (struct vub_options){ .num_queues = 1, .iodepth = depth });
 	uint64_t f = get_u64(fe, VHOST_USER_GET_FEATURES);
 	uint64_t pf = get_u64(fe, VHOST_USER_GET_PROTOCOL_FEATURES);
 	send_msg(fe, VHOST_USER_SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0);
@@ -434,7 +409,7 @@ static int inflight_session(struct server *s, struct guest *g, int *mfd, uint16_
 	return fe;
 }
 
-static void inflight_end(struct server *s, struct guest *g, int fe, int mfd)
+static void inflight_end(struct card *s, struct guest *g, int fe, int mfd)
 {
 	assert_int_equal(stop(s, fe), 0);
 	close(g->q[0].kick);
@@ -461,7 +436,7 @@ static void test_requests_in_flight(void **state)
 	struct gate gt = { .target = 4 };
 	pthread_mutex_init(&gt.lock, NULL);
 	pthread_cond_init(&gt.cv, NULL);
-	struct server s = { .be = { &gate_ops, &gt, DISK, 512 } };
+	struct card s = { .be = { &gate_ops, &gt, DISK, 512 } };
 	struct guest g = { 0 };
 	int mfd;
 	int fe = inflight_session(&s, &g, &mfd, 4);
@@ -502,7 +477,7 @@ static void test_iodepth_one(void **state)
 	struct gate gt = { .target = 2 };
 	pthread_mutex_init(&gt.lock, NULL);
 	pthread_cond_init(&gt.cv, NULL);
-	struct server s = { .be = { &gate_ops, &gt, DISK, 512 } };
+	struct card s = { .be = { &gate_ops, &gt, DISK, 512 } };
 	struct guest g = { 0 };
 	int mfd;
 	int fe = inflight_session(&s, &g, &mfd, 1);

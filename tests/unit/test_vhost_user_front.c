@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,51 +28,25 @@
 #include "vhost_user_front.h"
 #include "vhost_user_msg.h"
 #include "test_vhost_user_front_driver.h"
+#include "test_vub_card.h"
 
 #define RAM (16ull << 20)
 #define DISK (4ull << 20)
 #define DATA_GPA 0x100000ull
 
-struct card {
-	int sock;
-	struct blk_backend be;
-	struct vub_options opts;
-	int rc;
-	pthread_t thread;
-};
-
-static void *serve(void *arg)
-{
-	struct card *c = arg;
-	c->rc = vub_serve(c->sock, &c->be, &c->opts);
-	return NULL;
-}
-
-/* Starts a card with nq queues; returns the front end's socket. */
+/* A card with nq queues on a fresh blk_mem; returns the front end's socket. */
 static int card_start(struct card *c, uint16_t nq)
 {
-	int sv[2];
 	assert_int_equal(blk_mem_create(&c->be, DISK, 512), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	c->sock = sv[1];
-	c->opts = (struct vub_options){ .num_queues = nq };
-	assert_int_equal(pthread_create(&c->thread, NULL, serve, c), 0);
-	return sv[0];
+	return card_run(c, (struct vub_options){ .num_queues = nq });
 }
 
+/* The card goes away on its own: its end shut down under the front end. */
 static void card_stop(struct card *c)
 {
 	shutdown(c->sock, SHUT_RDWR);
-	pthread_join(c->thread, NULL);
-	close(c->sock);
+	card_join(c);
 	c->be.ops->close(c->be.ctx);
-}
-
-static int64_t ms_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void test_card_session(void **state)
@@ -202,9 +175,9 @@ static void test_silent_at_setup(void **state)
 
 	assert_int_equal(guest_mem_create(&gm, RAM), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	int64_t t0 = ms_now();
+	int64_t t0 = vhost_user_clock_ms();
 	assert_int_not_equal(vuf_setup(&f, sv[0], "blk0", "silent", 1, &gm, err, sizeof(err)), 0);
-	int64_t took = ms_now() - t0;
+	int64_t took = vhost_user_clock_ms() - t0;
 	assert_true(took >= VUF_TIMEOUT_MS - 100 && took < VUF_TIMEOUT_MS + 1500);
 	assert_non_null(strstr(err, "GET_FEATURES: no reply in time"));
 	print_message("silent back end: %s (%lld ms)\n", err, (long long)took);
@@ -231,9 +204,9 @@ static void test_silent_at_run_time(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	f.sock = sv[0];
 	f.timeout_ms = 300;
-	int64_t t0 = ms_now();
+	int64_t t0 = vhost_user_clock_ms();
 	assert_int_not_equal(drv_queue_start(&f, &gm, &q0, 0, 0x10000), 0);
-	int64_t took = ms_now() - t0;
+	int64_t took = vhost_user_clock_ms() - t0;
 	assert_true(f.broken);
 	assert_true(took >= 250 && took < 1500);
 	close(fe);
