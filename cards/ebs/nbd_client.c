@@ -102,6 +102,7 @@ struct slot {
 	uint64_t sent_gen;  /* connection it was last sent on; 0 = not yet */
 	uint64_t sent_ms;
 	uint64_t mark;      /* FLUSH: log.seq when sent */
+	struct blk_aio *aio; /* submit(): nobody waits, the receiver completes it */
 };
 
 struct replay_hdr {
@@ -152,6 +153,7 @@ struct nbd_client {
 	uint64_t gen;            /* bumped per connection */
 	int up;                  /* callers may send */
 	int send_busy;           /* the send token is taken */
+	int sending;             /* slot whose request submit() is sending, -1 */
 	int rx_owns_send;        /* ...by the receiver, until reconnected */
 	int rx_wants_send;
 	int sendq_head, sendq_tail;
@@ -162,6 +164,7 @@ struct nbd_client {
 
 	struct slot slots[NSLOTS];
 	int free_head;
+	int aio_head, aio_tail;  /* finished aio slots, their done() still to run */
 	uint64_t handle_seq;
 
 	struct replay_log log;
@@ -176,6 +179,7 @@ struct neg_result {
 };
 
 static int rx_one(struct nbd_client *c, int fd, uint64_t idle_deadline);
+static int give_up(struct nbd_client *c, const struct nbd_request *rq);
 
 static uint64_t now_ms(void)
 {
@@ -617,7 +621,40 @@ static void slot_finish(struct nbd_client *c, struct slot *s, int result)
 	}
 	s->state = SLOT_DONE;
 	s->result = result;
-	pthread_cond_signal(&s->cv);
+	if (s->aio == NULL) {
+		pthread_cond_signal(&s->cv);
+		return;
+	}
+	/* Queued: done() runs without the lock (aio_run_done). */
+	s->next = -1;
+	if (c->aio_tail >= 0)
+		c->slots[c->aio_tail].next = (int)(s - c->slots);
+	else
+		c->aio_head = (int)(s - c->slots);
+	c->aio_tail = (int)(s - c->slots);
+}
+
+/*
+ * Receiver, unlocked: runs done() of every finished aio request.  The slot
+ * is free before done() runs, so done() may submit again.
+ */
+static void aio_run_done(struct nbd_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->aio_head >= 0) {
+		struct slot *s = &c->slots[c->aio_head];
+		c->aio_head = s->next;
+		if (c->aio_head < 0)
+			c->aio_tail = -1;
+		struct blk_aio *io = s->aio;
+		int r = s->result;
+		s->aio = NULL;
+		slot_put(c, s);
+		pthread_mutex_unlock(&c->lock);
+		io->done(io, r);
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* Lock held.  Wakes the caller only if it waits for this (no extra switch otherwise). */
@@ -656,6 +693,7 @@ static struct slot *slot_for_reply(struct nbd_client *c, uint64_t handle)
  */
 static void send_release(struct nbd_client *c)
 {
+	c->sending = -1;
 	if (c->rx_wants_send) {
 		c->send_busy = 0;
 		pthread_cond_broadcast(&c->rx_cv);
@@ -988,6 +1026,46 @@ static int rx_one(struct nbd_client *c, int fd, uint64_t idle_deadline)
 }
 
 /*
+ * Receiver, unlocked: fails every aio request past its deadline with -EIO,
+ * as collect() does for a waiting caller (an answer in flight is left to
+ * the receiver, which drops it).  Skipped: requests still inside submit()
+ * (it has its own deadline) and those whose buffer is in use right now.
+ * Returns when to look again (ms, UINT64_MAX: nothing to watch).
+ */
+static uint64_t aio_expire(struct nbd_client *c)
+{
+	struct blk_aio *dead[NSLOTS];
+	struct nbd_request rq[NSLOTS];
+	int n = 0;
+	uint64_t now = now_ms(), next = UINT64_MAX;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < NSLOTS; i++) {
+		struct slot *s = &c->slots[i];
+		if (s->aio == NULL || s->state != SLOT_PENDING || s->sent_gen == 0)
+			continue;
+		uint64_t when = s->deadline;
+		if (when <= now && (s->busy > 0 || c->sending == i))
+			when = now + 10; /* a pinned buffer is let go within a recv or send */
+		if (when > now) {
+			next = when < next ? when : next;
+			continue;
+		}
+		dead[n] = s->aio;
+		rq[n++] = (struct nbd_request){ .type = s->type, .offset = s->offset,
+						.length = s->length };
+		s->aio = NULL;
+		if (slot_in_flight(c, s))
+			s->state = SLOT_ABANDONED; /* freed when its reply comes */
+		else
+			slot_put(c, s);
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (int i = 0; i < n; i++)
+		dead[i]->done(dead[i], give_up(c, &rq[i]));
+	return next;
+}
+
+/*
  * A request unanswered for twice the timeout (its caller gave up after one)
  * means a hung server: without this its slots would never come back.
  */
@@ -1007,7 +1085,9 @@ static int rx_serve(struct nbd_client *c)
 {
 	uint64_t check = now_ms() + c->timeout_ms;
 	for (;;) {
-		int r = rx_one(c, c->fd, check);
+		uint64_t expiry = aio_expire(c);
+		int r = rx_one(c, c->fd, expiry < check ? expiry : check);
+		aio_run_done(c);
 		if (r == 0)
 			c->rx_backoff = BACKOFF_MIN_MS; /* a working connection, not just a handshake */
 		if (r != 0 && r != -EAGAIN)
@@ -1239,8 +1319,11 @@ static void conn_ready(struct nbd_client *c)
 static int rx_reconnect(struct nbd_client *c)
 {
 	for (;;) {
+		/* Between attempts: aio requests past their deadline fail now. */
+		aio_expire(c);
 		if (rx_pause(c) != 0)
 			return -ECANCELED;
+		aio_expire(c);
 		int r = connect_again(c);
 		if (r == 0)
 			r = replay_log(c, c->fd);
@@ -1284,8 +1367,9 @@ static int give_up(struct nbd_client *c, const struct nbd_request *rq)
 }
 
 static void slot_fill(struct slot *s, const struct nbd_request *rq, const void *wbuf, void *rbuf,
-		      uint64_t deadline)
+		      uint64_t deadline, struct blk_aio *aio)
 {
+	s->aio = aio;
 	s->state = SLOT_PENDING;
 	s->busy = 0;
 	s->unpin_wait = 0;
@@ -1308,9 +1392,11 @@ static void slot_fill(struct slot *s, const struct nbd_request *rq, const void *
  * Takes a slot (waiting for one only if wait is set) and sends the request.
  * Returns the slot index, -EAGAIN (no slot free) or -EIO (timed out).  A
  * failed send is not an error here: the receiver re-sends the request.
+ * With aio the slot is the receiver's once sent: it completes and frees it
+ * (possibly before this returns), so the index is not to be collected.
  */
 static int submit(struct nbd_client *c, struct nbd_request *rq, const void *wbuf, void *rbuf,
-		  int wait)
+		  int wait, struct blk_aio *aio)
 {
 	uint64_t deadline = now_ms() + c->timeout_ms;
 	pthread_mutex_lock(&c->lock);
@@ -1321,7 +1407,7 @@ static int submit(struct nbd_client *c, struct nbd_request *rq, const void *wbuf
 	}
 	int idx = (int)(s - c->slots);
 	rq->handle = (++c->handle_seq << HANDLE_IDX_BITS) | (uint64_t)idx;
-	slot_fill(s, rq, wbuf, rbuf, deadline);
+	slot_fill(s, rq, wbuf, rbuf, deadline, aio);
 	if (!c->up) {
 		c->fresh_work = 1;
 		pthread_cond_broadcast(&c->rx_cv);
@@ -1339,6 +1425,7 @@ static int submit(struct nbd_client *c, struct nbd_request *rq, const void *wbuf
 	s->sent_gen = c->gen;
 	s->sent_ms = now_ms();
 	s->mark = c->log.seq;
+	c->sending = idx; /* an aio request is not expired while its payload goes out */
 	int fd = c->fd;
 	pthread_mutex_unlock(&c->lock);
 
@@ -1397,7 +1484,7 @@ static int run_chunks(struct nbd_client *c, uint16_t type, uint64_t off, uint64_
 			uint64_t k = len - done < chunk ? len - done : chunk;
 			struct nbd_request rq = { .type = type, .offset = off + done, .length = (uint32_t)k };
 			int idx = submit(c, &rq, wbuf ? wbuf + done : NULL, rbuf ? rbuf + done : NULL,
-					 n == 0);
+					 n == 0, NULL);
 			if (idx >= 0) {
 				q[(head + n++) % CALL_WINDOW] = idx;
 				done += k;
@@ -1445,13 +1532,34 @@ static int nbd_write(void *ctx, uint64_t off, const void *buf, size_t len)
 	return run_chunks(c, NBD_CMD_WRITE, off, len, max_payload(c), buf, NULL);
 }
 
+/*
+ * Asynchronous read or write in one request (larger than the server's
+ * maximum: not accepted, the caller uses read/write, which split it).  A
+ * request that cannot even be sent in time completes with -EIO at once.
+ */
+static int nbd_submit(void *ctx, struct blk_aio *io)
+{
+	struct nbd_client *c = ctx;
+	int r = nbd_range_ok(io->offset, io->len, c->size);
+	if (r != 0)
+		return r;
+	if (io->len == 0 || io->len > max_payload(c))
+		return -EOPNOTSUPP;
+	struct nbd_request rq = { .type = io->write ? NBD_CMD_WRITE : NBD_CMD_READ,
+				  .offset = io->offset, .length = (uint32_t)io->len };
+	r = submit(c, &rq, io->write ? io->buf : NULL, io->write ? NULL : io->buf, 1, io);
+	if (r < 0)
+		io->done(io, r);
+	return 0;
+}
+
 static int nbd_flush(void *ctx)
 {
 	struct nbd_client *c = ctx;
 	if (!(c->tflags & NBD_FLAG_SEND_FLUSH))
 		return 0; /* no volatile cache: nothing was logged, nothing to lose */
 	struct nbd_request rq = { .type = NBD_CMD_FLUSH };
-	int idx = submit(c, &rq, NULL, NULL, 1);
+	int idx = submit(c, &rq, NULL, NULL, 1, NULL);
 	return idx < 0 ? idx : collect(c, idx);
 }
 
@@ -1531,17 +1639,21 @@ static void nbd_close(void *ctx)
 static const struct blk_backend_ops ops_all = {
 	.read = nbd_read, .write = nbd_write, .flush = nbd_flush,
 	.discard = nbd_discard, .write_zeroes = nbd_write_zeroes, .close = nbd_close,
+	.submit = nbd_submit,
 };
 static const struct blk_backend_ops ops_trim = {
 	.read = nbd_read, .write = nbd_write, .flush = nbd_flush,
 	.discard = nbd_discard, .close = nbd_close,
+	.submit = nbd_submit,
 };
 static const struct blk_backend_ops ops_wz = {
 	.read = nbd_read, .write = nbd_write, .flush = nbd_flush,
 	.write_zeroes = nbd_write_zeroes, .close = nbd_close,
+	.submit = nbd_submit,
 };
 static const struct blk_backend_ops ops_basic = {
 	.read = nbd_read, .write = nbd_write, .flush = nbd_flush, .close = nbd_close,
+	.submit = nbd_submit,
 };
 
 static struct nbd_client *client_new(const struct nbd_client_config *cfg, const char *name)
@@ -1568,6 +1680,8 @@ static struct nbd_client *client_new(const struct nbd_client_config *cfg, const 
 	}
 	c->free_head = 0;
 	c->sendq_head = c->sendq_tail = -1;
+	c->aio_head = c->aio_tail = -1;
+	c->sending = -1;
 	c->timeout_ms = cfg->retry_timeout_ms ? cfg->retry_timeout_ms : DEFAULT_TIMEOUT_MS;
 	c->replay_cap = cfg->replay_cap_bytes ? cfg->replay_cap_bytes : DEFAULT_REPLAY_CAP;
 	c->log.want = c->replay_cap < RING_MAX ? c->replay_cap : RING_MAX;

@@ -5,9 +5,12 @@
  *
  * Thread-safe and pipelined: any number of threads may call the backend at
  * once; their requests (up to 64) are in flight together on one connection
- * and replies, in any order, are matched by handle.  Each call still blocks
- * until its own request is done.  A call larger than the server's maximum
- * is split into requests that are in flight together too.
+ * and replies, in any order, are matched by handle.  read/write block until
+ * their request is done (a call larger than the server's maximum is split
+ * into requests that are in flight together too); submit does not: the
+ * receiver thread runs the request's done() when the reply is in, and fails
+ * it with -EIO once past its deadline (late by at most one reconnect
+ * attempt when the connection is down at that moment).
  *
  * Everything the server sends is untrusted and validated.  A broken
  * connection (EOF, reset, malformed reply, ESHUTDOWN, a request unanswered

@@ -1377,11 +1377,147 @@ static void scenario_signals(void)
 	stop_server();
 }
 
+/* ---- asynchronous requests (submit) ---- */
+
+#define AIO_N 48
+#define AIO_LEN 4096
+
+struct aio_req {
+	struct blk_aio io;
+	int result;
+	int done;
+	pthread_t thread;
+};
+
+static pthread_mutex_t aio_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t aio_cv = PTHREAD_COND_INITIALIZER;
+static int aio_completed;
+
+static void aio_done(struct blk_aio *io, int result)
+{
+	struct aio_req *r = (struct aio_req *)io;
+	pthread_mutex_lock(&aio_lock);
+	CHECK(!r->done); /* exactly once */
+	r->result = result;
+	r->done = 1;
+	r->thread = pthread_self();
+	aio_completed++;
+	pthread_cond_broadcast(&aio_cv);
+	pthread_mutex_unlock(&aio_lock);
+}
+
+static void aio_wait(int n)
+{
+	pthread_mutex_lock(&aio_lock);
+	while (aio_completed < n)
+		pthread_cond_wait(&aio_cv, &aio_lock);
+	pthread_mutex_unlock(&aio_lock);
+}
+
+/* Submits r (accepted) for len bytes at off in buf. */
+static void aio_go(struct blk_backend *b, struct aio_req *r, int write, uint64_t off, void *buf,
+		   size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	r->io = (struct blk_aio){ .write = write, .offset = off, .len = len, .buf = buf,
+				  .done = aio_done };
+	CHECK_EQ(b->ops->submit(b->ctx, &r->io), 0);
+}
+
+/* AIO_N writes then AIO_N reads, all in flight at once; then round trips. */
+static void aio_batch(struct blk_backend *b, uint8_t *bufs, uint32_t seed, int *n)
+{
+	static struct aio_req req[AIO_N];
+	for (int i = 0; i < AIO_N; i++) {
+		uint64_t off = (uint64_t)i * 2 * AIO_LEN;
+		fill_pattern(bufs + (size_t)i * AIO_LEN, AIO_LEN, off, seed);
+		aio_go(b, &req[i], 1, off, bufs + (size_t)i * AIO_LEN, AIO_LEN);
+	}
+	aio_wait(*n += AIO_N);
+	for (int i = 0; i < AIO_N; i++) {
+		CHECK_EQ(req[i].result, 0);
+		/* The receiver completes them: nobody waited in the submitter. */
+		CHECK(!pthread_equal(req[i].thread, pthread_self()));
+	}
+	memset(bufs, 0xa5, (size_t)AIO_N * AIO_LEN);
+	for (int i = 0; i < AIO_N; i++)
+		aio_go(b, &req[i], 0, (uint64_t)i * 2 * AIO_LEN, bufs + (size_t)i * AIO_LEN, AIO_LEN);
+	aio_wait(*n += AIO_N);
+	for (int i = 0; i < AIO_N; i++) {
+		CHECK_EQ(req[i].result, 0);
+		CHECK(check_pattern(bufs + (size_t)i * AIO_LEN, AIO_LEN, (uint64_t)i * 2 * AIO_LEN,
+				    seed) == 0);
+	}
+}
+
+/*
+ * submit(): many requests in flight from one thread, completed by the
+ * receiver; across a server restart (re-sent, no error); past the deadline
+ * with the server gone (-EIO, once); a late reply after that never touches
+ * the buffer; a request larger than the server's maximum is not accepted.
+ */
+static void scenario_aio(void)
+{
+	struct blk_backend b;
+	uint8_t *bufs = malloc((size_t)AIO_N * AIO_LEN);
+	CHECK(bufs != NULL);
+	int n = 0;
+	start_server(1);
+	open_backend(&b, "vol0", 3000);
+	CHECK(b.ops->submit != NULL);
+	aio_batch(&b, bufs, 1, &n);
+
+	/* Restarted server: the batch still succeeds. */
+	atomic_store(&killer_done, 0);
+	pthread_t killer;
+	CHECK(pthread_create(&killer, NULL, killer_main, NULL) == 0);
+	for (uint32_t seed = 2; !atomic_load(&killer_done); seed++)
+		aio_batch(&b, bufs, seed, &n);
+	pthread_join(killer, NULL);
+	aio_batch(&b, bufs, 99, &n);
+	struct nbd_client_stats st;
+	nbd_backend_stats(&b, &st);
+	CHECK(st.reconnects >= 1);
+
+	/* Server gone: -EIO after the deadline. */
+	struct aio_req r;
+	stop_server();
+	aio_go(&b, &r, 0, 0, bufs, AIO_LEN);
+	aio_wait(++n);
+	CHECK_EQ(r.result, -EIO);
+	start_server(0);
+	verify_pattern(&b, 0, AIO_LEN, 99);
+
+	/* Not accepted: larger than one request may be. */
+	struct blk_aio big = { .len = 64u << 20, .buf = bufs, .done = aio_done };
+	CHECK(b.ops->submit(b.ctx, &big) != 0);
+	b.ops->close(b.ctx);
+	stop_server();
+
+	/* A late reply to an expired request: dropped, the buffer untouched. */
+	unlink(sock_path);
+	fake_start(FAKE_LATE_READ);
+	open_backend(&b, "", 1500);
+	memset(bufs, 0x11, AIO_LEN);
+	aio_go(&b, &r, 0, 0, bufs, AIO_LEN);
+	aio_wait(++n);
+	CHECK_EQ(r.result, -EIO);
+	atomic_store(&late_release, 1);
+	uint8_t other[4096];
+	CHECK_EQ(b.ops->read(b.ctx, 8192, other, sizeof(other)), 0);
+	CHECK(atomic_load(&late_sent));
+	for (size_t i = 0; i < AIO_LEN; i++)
+		CHECK(bufs[i] == 0x11);
+	CHECK_EQ(atomic_load(&fake_conns), 1);
+	b.ops->close(b.ctx);
+	free(bufs);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s basic|durability|reconnect|timeout|server-raw|garbage|"
-			"concurrency|reconnect-mt|late-reply|flush-mark|replay-ring|sandbox|nbdkit|qemu-nbd [SERVER]\n",
+			"concurrency|reconnect-mt|late-reply|flush-mark|replay-ring|signals|aio|sandbox|nbdkit|qemu-nbd [SERVER]\n",
 			argv[0]);
 		return 2;
 	}
@@ -1416,6 +1552,8 @@ int main(int argc, char **argv)
 		scenario_replay_ring();
 	else if (strcmp(s, "signals") == 0)
 		scenario_signals();
+	else if (strcmp(s, "aio") == 0)
+		scenario_aio();
 	else if (strcmp(s, "sandbox") == 0)
 		scenario_sandbox();
 	else if (strcmp(s, "nbdkit") == 0 || strcmp(s, "qemu-nbd") == 0)
