@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,37 +25,57 @@
 #define XTS_SLOTS 16
 #define XTS_BOUNCE (256U << 10)
 
+struct blk_xts;
+
 struct xts_slot {
-	pthread_mutex_t lock;
+	bool taken;            /* under blk_xts.lock */
 	EVP_CIPHER_CTX *enc;
 	EVP_CIPHER_CTX *dec;
 	uint8_t *bounce;
+	/* An asynchronous request holds its slot until the layer below is done. */
+	struct blk_xts *x;
+	struct blk_aio lower_io;
+	struct blk_aio *upper_io;
 };
 
 struct blk_xts {
 	struct blk_backend lower;
 	uint32_t unit;
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
 	struct xts_slot slots[XTS_SLOTS];
 };
 
+/*
+ * A free slot, waiting while all are taken.  The search starts at a place
+ * fixed per thread, so that a thread tends to reuse one slot (a cache-warm
+ * bounce buffer).  Not a mutex per slot: an asynchronous request's slot is
+ * given back by the thread that completes it.
+ */
 static struct xts_slot *slot_get(struct blk_xts *x)
 {
-	/* Start where this thread last looked, so that a thread tends to reuse
-	 * one slot (cache-warm bounce buffer) while slots are free. */
 	uintptr_t start = ((uintptr_t)pthread_self() >> 12) % XTS_SLOTS;
-	for (unsigned int i = 0; i < XTS_SLOTS; i++) {
-		struct xts_slot *s = &x->slots[(start + i) % XTS_SLOTS];
-		if (pthread_mutex_trylock(&s->lock) == 0)
-			return s;
+	pthread_mutex_lock(&x->lock);
+	for (;;) {
+		for (unsigned int i = 0; i < XTS_SLOTS; i++) {
+			struct xts_slot *s = &x->slots[(start + i) % XTS_SLOTS];
+			if (!s->taken) {
+				s->taken = true;
+				pthread_mutex_unlock(&x->lock);
+				return s;
+			}
+		}
+		pthread_cond_wait(&x->freed, &x->lock);
 	}
-	struct xts_slot *s = &x->slots[start];
-	pthread_mutex_lock(&s->lock);
-	return s;
 }
 
 static void slot_put(struct xts_slot *s)
 {
-	pthread_mutex_unlock(&s->lock);
+	struct blk_xts *x = s->x;
+	pthread_mutex_lock(&x->lock);
+	s->taken = false;
+	pthread_cond_signal(&x->freed);
+	pthread_mutex_unlock(&x->lock);
 }
 
 /* Runs the cipher over len bytes (a whole number of units) starting at unit. */
@@ -133,6 +155,51 @@ static int xts_write(void *ctx, uint64_t offset, const void *buf, size_t len)
 	return write_encrypted(ctx, offset, buf, len);
 }
 
+/* The layer below finished: decrypt a read into the caller's buffer. */
+static void xts_lower_done(struct blk_aio *lio, int r)
+{
+	struct xts_slot *s = (struct xts_slot *)((uint8_t *)lio - offsetof(struct xts_slot, lower_io));
+	struct blk_aio *up = s->upper_io;
+	if (r == 0 && !up->write)
+		r = crypt_units(s->dec, s->x->unit, up->offset / s->x->unit, up->buf, s->bounce,
+				up->len);
+	s->upper_io = NULL;
+	slot_put(s);
+	up->done(up, r);
+}
+
+/*
+ * Asynchronous request of at most one bounce buffer: the slot travels with
+ * it, and the thread that completes it below decrypts (reads) and gives the
+ * slot back.  Larger requests are not accepted (read/write chunk them).
+ */
+static int xts_submit(void *ctx, struct blk_aio *io)
+{
+	struct blk_xts *x = ctx;
+	int r = check_range(x, io->offset, io->len);
+	if (r != 0)
+		return r;
+	if (io->len == 0 || io->len > XTS_BOUNCE)
+		return -EOPNOTSUPP;
+	struct xts_slot *s = slot_get(x);
+	if (io->write) {
+		r = crypt_units(s->enc, x->unit, io->offset / x->unit, s->bounce, io->buf, io->len);
+		if (r != 0) {
+			slot_put(s);
+			return r;
+		}
+	}
+	s->upper_io = io;
+	s->lower_io = (struct blk_aio){ .write = io->write, .offset = io->offset, .len = io->len,
+					.buf = s->bounce, .done = xts_lower_done };
+	r = x->lower.ops->submit(x->lower.ctx, &s->lower_io);
+	if (r != 0) {
+		s->upper_io = NULL;
+		slot_put(s);
+	}
+	return r;
+}
+
 static int xts_write_zeroes(void *ctx, uint64_t offset, uint64_t len)
 {
 	return write_encrypted(ctx, offset, NULL, len);
@@ -166,8 +233,9 @@ static void slots_free(struct blk_xts *x)
 			OPENSSL_cleanse(s->bounce, XTS_BOUNCE);
 			free(s->bounce);
 		}
-		pthread_mutex_destroy(&s->lock);
 	}
+	pthread_cond_destroy(&x->freed);
+	pthread_mutex_destroy(&x->lock);
 }
 
 static void xts_close(void *ctx)
@@ -189,11 +257,22 @@ static const struct blk_backend_ops xts_ops = {
 	.close = xts_close,
 };
 
-static int slot_init(struct xts_slot *s, const uint8_t *key)
+/* Over a backend that takes asynchronous requests. */
+static const struct blk_backend_ops xts_async_ops = {
+	.read = xts_read,
+	.write = xts_write,
+	.flush = xts_flush,
+	.discard = xts_discard,
+	.write_zeroes = xts_write_zeroes,
+	.close = xts_close,
+	.submit = xts_submit,
+};
+
+static int slot_init(struct blk_xts *x, struct xts_slot *s, const uint8_t *key)
 {
 	const EVP_CIPHER *c = EVP_aes_256_xts();
 
-	pthread_mutex_init(&s->lock, NULL);
+	s->x = x;
 	s->enc = EVP_CIPHER_CTX_new();
 	s->dec = EVP_CIPHER_CTX_new();
 	s->bounce = malloc(XTS_BOUNCE);
@@ -227,8 +306,10 @@ int blk_xts_open(struct blk_backend *out, struct blk_backend *lower, const uint8
 	}
 	x->lower = *lower;
 	x->unit = unit;
+	pthread_mutex_init(&x->lock, NULL);
+	pthread_cond_init(&x->freed, NULL);
 	for (int i = 0; i < XTS_SLOTS; i++) {
-		if (slot_init(&x->slots[i], key) != 0) {
+		if (slot_init(x, &x->slots[i], key) != 0) {
 			snprintf(err, errlen, "xts: cannot set up AES-256-XTS");
 			slots_free(x);
 			free(x);
@@ -236,7 +317,7 @@ int blk_xts_open(struct blk_backend *out, struct blk_backend *lower, const uint8
 		}
 	}
 	*out = (struct blk_backend){
-		.ops = &xts_ops, .ctx = x, .size_bytes = lower->size_bytes, .block_size = unit,
+		.ops = lower->ops->submit != NULL ? &xts_async_ops : &xts_ops, .ctx = x, .size_bytes = lower->size_bytes, .block_size = unit,
 	};
 	return 0;
 }

@@ -4,6 +4,7 @@
  * independent XTS computed here from AES-256-ECB (IEEE 1619).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -189,6 +190,169 @@ static void test_key_mem(void **state)
 	key_mem_free(&k); /* idempotent */
 }
 
+/*
+ * An asynchronous store: submit() queues, a thread of its own completes
+ * (newest first, so out of order), as the NBD client's receiver does.
+ * refuse > 0: that many submits are not accepted.
+ */
+#define AQ 64
+struct async_store {
+	struct mem_store m;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct blk_aio *q[AQ];
+	int n, stop, refuse;
+	pthread_t thread;
+};
+
+static void *async_main(void *arg)
+{
+	struct async_store *a = arg;
+	pthread_mutex_lock(&a->lock);
+	while (!a->stop || a->n > 0) {
+		if (a->n == 0) {
+			pthread_cond_wait(&a->cv, &a->lock);
+			continue;
+		}
+		struct blk_aio *io = a->q[--a->n];
+		pthread_mutex_unlock(&a->lock);
+		if (io->write)
+			m_write(&a->m, io->offset, io->buf, io->len);
+		else
+			m_read(&a->m, io->offset, io->buf, io->len);
+		io->done(io, 0);
+		pthread_mutex_lock(&a->lock);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+static int a_submit(void *c, struct blk_aio *io)
+{
+	struct async_store *a = c;
+	pthread_mutex_lock(&a->lock);
+	int r = 0;
+	if (a->refuse > 0) {
+		a->refuse--;
+		r = -EOPNOTSUPP;
+	} else {
+		assert_true(a->n < AQ);
+		a->q[a->n++] = io;
+		pthread_cond_signal(&a->cv);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+static const struct blk_backend_ops async_ops = {
+	.read = m_read, .write = m_write, .flush = m_flush, .close = m_close, .submit = a_submit,
+};
+
+struct xts_req {
+	struct blk_aio io;
+	int result;
+	pthread_t thread;
+};
+static pthread_mutex_t req_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t req_cv = PTHREAD_COND_INITIALIZER;
+static int req_done;
+
+static void req_complete(struct blk_aio *io, int result)
+{
+	struct xts_req *r = (struct xts_req *)io;
+	pthread_mutex_lock(&req_lock);
+	r->result = result;
+	r->thread = pthread_self();
+	req_done++;
+	pthread_cond_broadcast(&req_cv);
+	pthread_mutex_unlock(&req_lock);
+}
+
+static void req_wait(int n)
+{
+	pthread_mutex_lock(&req_lock);
+	while (req_done < n)
+		pthread_cond_wait(&req_cv, &req_lock);
+	pthread_mutex_unlock(&req_lock);
+}
+
+/*
+ * submit through the XTS layer: more requests than it has slots (the
+ * extra ones wait for a completion to free one), ciphertext below,
+ * plaintext back, decrypted on the completing thread; a request below
+ * refuses is refused above with its slot given back.
+ */
+static void test_async(void **state)
+{
+	enum { N = 24, LEN = 4096 };
+	static struct async_store a;
+	static uint8_t plain[N][LEN], back[N][LEN];
+	static struct xts_req req[N];
+	struct blk_backend x;
+	char err[128];
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.m.data = calloc(1, STORE_SIZE);
+	pthread_mutex_init(&a.lock, NULL);
+	pthread_cond_init(&a.cv, NULL);
+	assert_int_equal(pthread_create(&a.thread, NULL, async_main, &a), 0);
+	struct blk_backend lower = { &async_ops, &a, STORE_SIZE, 512 };
+	assert_int_equal(blk_xts_open(&x, &lower, key, 4096, err, sizeof(err)), 0);
+	assert_non_null(x.ops->submit);
+	req_done = 0;
+	for (int i = 0; i < N; i++) {
+		for (int j = 0; j < LEN; j++)
+			plain[i][j] = "FLINT-PLAINTEXT!"[j % 16] ^ (uint8_t)i;
+		req[i].io = (struct blk_aio){ .write = true, .offset = (uint64_t)i * LEN, .len = LEN,
+					      .buf = plain[i], .done = req_complete };
+		assert_int_equal(x.ops->submit(x.ctx, &req[i].io), 0);
+	}
+	req_wait(N);
+	assert_null(memmem(a.m.data, STORE_SIZE, "FLINT-PLAINTEXT!", 16));
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(req[i].result, 0);
+		req[i].io = (struct blk_aio){ .offset = (uint64_t)i * LEN, .len = LEN,
+					      .buf = back[i], .done = req_complete };
+		assert_int_equal(x.ops->submit(x.ctx, &req[i].io), 0);
+	}
+	req_wait(2 * N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(req[i].result, 0);
+		assert_true(pthread_equal(req[i].thread, a.thread));
+		assert_memory_equal(plain[i], back[i], LEN);
+	}
+	/* The synchronous path reads the same plaintext. */
+	assert_int_equal(x.ops->read(x.ctx, 0, back[0], LEN), 0);
+	assert_memory_equal(plain[0], back[0], LEN);
+	/* Refused below: refused here, and no slot is lost (N more go through). */
+	a.refuse = 17;
+	for (int i = 0; i < 17; i++)
+		assert_int_equal(x.ops->submit(x.ctx, &req[0].io), -EOPNOTSUPP);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(x.ops->submit(x.ctx, &req[i].io), 0);
+	req_wait(3 * N);
+	/* Larger than a bounce buffer: not taken (read/write chunk it). */
+	struct blk_aio big = { .len = 1u << 20, .buf = back, .done = req_complete };
+	assert_int_equal(x.ops->submit(x.ctx, &big), -EOPNOTSUPP);
+	pthread_mutex_lock(&a.lock);
+	a.stop = 1;
+	pthread_cond_signal(&a.cv);
+	pthread_mutex_unlock(&a.lock);
+	pthread_join(a.thread, NULL);
+	x.ops->close(x.ctx);
+}
+
+/* Over a synchronous store the layer offers no submit. */
+static void test_no_async_over_sync(void **state)
+{
+	struct mem_store m;
+	struct blk_backend x;
+	(void)state;
+	open_xts(&x, &m, 4096);
+	assert_null(x.ops->submit);
+	x.ops->close(x.ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +361,8 @@ int main(void)
 		cmocka_unit_test(test_write_zeroes_reads_zero),
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_key_mem),
+		cmocka_unit_test(test_async),
+		cmocka_unit_test(test_no_async_over_sync),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
