@@ -4,8 +4,10 @@
  * (64 KiB at GPA 0x10000, descriptor table at its start, avail ring at
  * +0x1000, used ring at +0x2000, queue size 16); the device serves every
  * available request against a 256 KiB in-memory disk.  The first input byte
- * also selects INDIRECT_DESC and 4K blocks.
+ * also selects INDIRECT_DESC, 4K blocks, event indices and the asynchronous
+ * path (vblk_submit over a backend that completes inside submit).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,49 @@
 #define QSIZE 16
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct blk_backend_ops async_ops;
+static void *mem_ctx;
+
+/* Completes at once, through the in-memory disk's own read/write. */
+static int async_submit(void *ctx, struct blk_aio *io)
+{
+	(void)ctx;
+	int r = io->write ? async_ops.write(mem_ctx, io->offset, io->buf, io->len)
+			  : async_ops.read(mem_ctx, io->offset, io->buf, io->len);
+	io->done(io, r);
+	return 0;
+}
+
+static uint32_t async_used;
+static int async_completions;
+
+static void async_complete(struct vblk_aio *a, uint32_t used)
+{
+	(void)a;
+	async_used = used;
+	async_completions++;
+}
+
+/* Bytes the device may write into the chain (its writable segments). */
+static uint64_t writable(const struct vq_req *req)
+{
+	uint64_t n = 0;
+	for (unsigned int i = req->nout; i < req->nout + req->nin; i++)
+		n += req->seg[i].len;
+	return n;
+}
+
+static uint32_t serve(const struct vblk *dev, const struct vq_req *req, bool async)
+{
+	static struct vblk_aio a = { .complete = async_complete };
+	if (!async || !vblk_submit(dev, req, &a))
+		return vblk_handle(dev, req, NULL);
+	if (async_completions != 1 || async_used > writable(req))
+		abort(); /* once, and never more than the chain holds */
+	async_completions = 0;
+	return async_used;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -39,6 +84,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gmm_init_flat(&g, mem, GBASE, GSIZE);
 	if (blk_mem_create(&be, 256 * 1024, (data[0] & 2) ? 4096 : 512) != 0)
 		abort();
+	bool async = data[0] & 8;
+	if (async) {
+		async_ops = *be.ops;
+		async_ops.submit = async_submit;
+		mem_ctx = be.ctx;
+		be.ops = &async_ops;
+	}
 	if (vblk_init(&dev, &be, 1, "fuzz", NULL) != 0 ||
 	    vq_init(&q, &g, QSIZE, data[0] & 1, GBASE, GBASE + 0x1000,
 		    GBASE + 0x2000, 0) != 0)
@@ -54,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (req.nout + req.nin > VQ_MAX_SEGS)
 			abort();
-		uint32_t len = vblk_handle(&dev, &req, NULL);
+		uint32_t len = serve(&dev, &req, async);
 		vq_push(&q, req.head, len);
 		(void)vq_should_notify(&q);
 	}

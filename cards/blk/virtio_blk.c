@@ -306,3 +306,88 @@ done:
 		*status_out = status;
 	return used;
 }
+
+/* ---- asynchronous reads and writes ---- */
+
+static void aio_finish(struct vblk_aio *a)
+{
+	int err = __atomic_load_n(&a->error, __ATOMIC_ACQUIRE);
+	uint8_t status = err == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+	__atomic_store_n(a->status, status, __ATOMIC_RELAXED);
+	a->complete(a, (err == 0 ? a->read_len : 0) + 1);
+}
+
+static void aio_put(struct vblk_aio *a, int result)
+{
+	if (result != 0)
+		__atomic_store_n(&a->error, result, __ATOMIC_RELEASE);
+	if (__atomic_sub_fetch(&a->pending, 1, __ATOMIC_ACQ_REL) == 0)
+		aio_finish(a);
+}
+
+static void aio_seg_done(struct blk_aio *io, int result)
+{
+	struct vblk_seg_io *s = (struct vblk_seg_io *)io;
+	aio_put(s->req, result);
+}
+
+/*
+ * The data segments of a chain that fits the asynchronous path: all
+ * readable (write) or all writable (read) but the header and the status,
+ * each whole blocks.  Returns their count, 0 when the chain does not fit.
+ */
+static unsigned int aio_data_segs(const struct vblk *dev, const struct vq_req *req,
+				  bool write, const struct vq_seg **first)
+{
+	unsigned int n = write ? req->nout - 1 : req->nin - 1;
+	if (req->nout < 1 || req->nin < 1 || req->seg[0].len != sizeof(struct virtio_blk_outhdr) ||
+	    req->seg[req->nout + req->nin - 1].len != 1 || (write ? req->nin : req->nout) != 1 ||
+	    n == 0 || n > VBLK_AIO_SEGS)
+		return 0;
+	*first = &req->seg[1];
+	for (unsigned int i = 0; i < n; i++)
+		if ((*first)[i].len == 0 || (*first)[i].len % dev->be->block_size != 0)
+			return 0;
+	return n;
+}
+
+bool vblk_submit(const struct vblk *dev, const struct vq_req *req, struct vblk_aio *a)
+{
+	const struct blk_backend *be = dev->be;
+	struct virtio_blk_outhdr h;
+	const struct vq_seg *data;
+	uint64_t off;
+
+	if (be->ops->submit == NULL || dev->be_lock != NULL || req->bad || req->status == NULL ||
+	    req->nout < 1 || req->seg[0].len != sizeof(h))
+		return false;
+	memcpy(&h, req->seg[0].ptr, sizeof(h));
+	uint32_t type = le32toh(h.type);
+	if (type != VIRTIO_BLK_T_IN && type != VIRTIO_BLK_T_OUT)
+		return false;
+	bool write = type == VIRTIO_BLK_T_OUT;
+	unsigned int n = aio_data_segs(dev, req, write, &data);
+	if (n == 0)
+		return false;
+	uint64_t total = seg_total(data, n);
+	if (check_range(dev, le64toh(h.sector), total, &off) != 0)
+		return false; /* vblk_handle answers it (IOERR) */
+
+	a->pending = n + 1; /* the submitter's reference: complete() not before the loop ends */
+	a->error = 0;
+	a->status = req->status;
+	a->read_len = write ? 0 : (uint32_t)total;
+	for (unsigned int i = 0; i < n; i++) {
+		struct vblk_seg_io *s = &a->seg[i];
+		s->req = a;
+		s->io = (struct blk_aio){ .write = write, .offset = off, .len = data[i].len,
+					  .buf = data[i].ptr, .done = aio_seg_done };
+		off += data[i].len;
+		if (be->ops->submit(be->ctx, &s->io) == 0)
+			continue;
+		/* Not taken below (too large for one request...): serve it here. */
+		aio_put(a, be_rw(dev, !write, s->io.offset, s->io.buf, s->io.len));
+	}
+	aio_put(a, 0);
+	return true;
+}

@@ -17,6 +17,7 @@
 #define FLINT_CARDS_BLK_VIRTIO_BLK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "blk_backend.h"
@@ -58,5 +59,38 @@ void vblk_config(const struct vblk *dev, struct virtio_blk_config *cfg);
  */
 uint32_t vblk_handle(const struct vblk *dev, const struct vq_req *req,
 		     uint8_t *status);
+
+/*
+ * Asynchronous service of the common reads and writes, over a backend with
+ * submit: a header-only first descriptor, 1..VBLK_AIO_SEGS data segments of
+ * whole blocks, a status-only last one.  Each segment goes down as its own
+ * request; the chain is not touched after complete() runs.
+ */
+#define VBLK_AIO_SEGS 8
+
+struct vblk_aio;
+
+struct vblk_seg_io {
+	struct blk_aio io;
+	struct vblk_aio *req;
+};
+
+struct vblk_aio {
+	/* Set by the caller: runs once, on any thread, with the used length. */
+	void (*complete)(struct vblk_aio *a, uint32_t used);
+	/* vblk_submit's own. */
+	struct vblk_seg_io seg[VBLK_AIO_SEGS];
+	unsigned int pending;  /* segments outstanding, plus the submitter */
+	int error;
+	uint8_t *status;
+	uint32_t read_len;
+};
+
+/*
+ * true: the request was taken and a->complete will run (possibly before
+ * this returns); false: it does not fit the asynchronous path (any other
+ * shape, type or a malformed chain), serve it with vblk_handle.
+ */
+bool vblk_submit(const struct vblk *dev, const struct vq_req *req, struct vblk_aio *a);
 
 #endif
