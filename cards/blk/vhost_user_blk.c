@@ -20,6 +20,7 @@
 			       (1ull << VHOST_USER_PROTOCOL_F_CONFIG))
 
 #define VUB_MAX_IODEPTH 64
+#define VUB_AIO_MAX 64 /* asynchronous requests in flight per queue */
 
 struct vub;
 struct vub_queue;
@@ -29,6 +30,14 @@ struct vub_worker {
 	struct vub_queue *q;
 	pthread_t thread;
 	struct vq_req req;
+};
+
+/* A request handed to an asynchronous backend (vblk_submit). */
+struct vub_aio {
+	struct vblk_aio a;
+	struct vub_queue *q;
+	uint16_t head;
+	int next;              /* free list */
 };
 
 /*
@@ -61,6 +70,16 @@ struct vub_queue {
 	bool stopping;
 	unsigned int nworkers;
 	struct vub_worker *workers;
+	/*
+	 * Over a backend with submit, a worker hands a request down and takes
+	 * the next one; the backend's completion pushes it to the used ring.
+	 * `aio_free`, `aio_inflight` are under `lock`; stopping the queue
+	 * waits on `aio_idle` until nothing is in flight.
+	 */
+	struct vub_aio *aio;
+	int aio_free;
+	unsigned int aio_inflight;
+	pthread_cond_t aio_idle;
 	struct vq vq;
 };
 
@@ -124,10 +143,56 @@ static bool wait_for_kick(struct vub_queue *q)
 	}
 }
 
+/* Locked.  NULL when the backend is synchronous or all are in flight. */
+static struct vub_aio *aio_get(struct vub_queue *q)
+{
+	if (q->aio_free < 0)
+		return NULL;
+	struct vub_aio *x = &q->aio[q->aio_free];
+	q->aio_free = x->next;
+	q->aio_inflight++;
+	return x;
+}
+
+/* Locked. */
+static void aio_put(struct vub_queue *q, struct vub_aio *x)
+{
+	x->next = q->aio_free;
+	q->aio_free = (int)(x - q->aio);
+	if (--q->aio_inflight == 0)
+		pthread_cond_broadcast(&q->aio_idle);
+}
+
+/* The backend finished a request (any thread): used ring, then interrupt. */
+static void aio_complete(struct vblk_aio *a, uint32_t used)
+{
+	struct vub_aio *x = (struct vub_aio *)a;
+	struct vub_queue *q = x->q;
+	pthread_mutex_lock(&q->lock);
+	vq_push(&q->vq, x->head, used);
+	bool notify = vq_should_notify(&q->vq);
+	aio_put(q, x);
+	pthread_mutex_unlock(&q->lock);
+	if (notify)
+		queue_notify(q);
+}
+
 /* Serves one popped request and completes it; called and returns locked. */
 static void worker_serve(struct vub_worker *w)
 {
 	struct vub_queue *q = w->q;
+	struct vub_aio *x = aio_get(q);
+	if (x != NULL) {
+		/* Handed down, this thread is back at the ring at once: no
+		 * need to wake another one to watch it. */
+		x->head = w->req.head;
+		pthread_mutex_unlock(&q->lock);
+		bool taken = vblk_submit(&q->dev->blk, &w->req, &x->a);
+		pthread_mutex_lock(&q->lock);
+		if (taken)
+			return;
+		aio_put(q, x);
+	}
 	/* Somebody must keep watching the ring while this thread is busy. */
 	if (!q->have_leader && q->idle > 0)
 		pthread_cond_signal(&q->work_cv);
@@ -191,16 +256,50 @@ static void queue_join(struct vub_queue *q)
 		pthread_join(q->workers[i].thread, NULL);
 	if (read(q->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_errno("vub: queue %u: stop", q->idx);
+	/* Requests handed down complete (or fail by their deadline) first. */
+	pthread_mutex_lock(&q->lock);
+	while (q->aio_inflight > 0)
+		pthread_cond_wait(&q->aio_idle, &q->lock);
+	pthread_mutex_unlock(&q->lock);
 	free(q->workers);
 	q->workers = NULL;
 	q->nworkers = 0;
+	free(q->aio);
+	q->aio = NULL;
+	q->aio_free = -1;
+}
+
+/* The pool of asynchronous requests, when the backend takes them. */
+static int aio_pool_init(struct vub_queue *q)
+{
+	q->aio = NULL;
+	q->aio_free = -1;
+	q->aio_inflight = 0;
+	if (q->dev->blk.be->ops->submit == NULL || q->dev->blk.be_lock != NULL)
+		return 0;
+	q->aio = calloc(VUB_AIO_MAX, sizeof(*q->aio));
+	if (q->aio == NULL)
+		return -ENOMEM;
+	for (int i = 0; i < VUB_AIO_MAX; i++) {
+		q->aio[i].q = q;
+		q->aio[i].a.complete = aio_complete;
+		q->aio[i].next = i + 1 < VUB_AIO_MAX ? i + 1 : -1;
+	}
+	q->aio_free = 0;
+	return 0;
 }
 
 static int queue_spawn(struct vub_queue *q, unsigned int depth)
 {
-	q->workers = calloc(depth, sizeof(*q->workers));
-	if (q->workers == NULL)
+	if (aio_pool_init(q) != 0)
 		return -ENOMEM;
+	q->workers = calloc(depth, sizeof(*q->workers));
+	if (q->workers == NULL) {
+		free(q->aio);
+		q->aio = NULL;
+		q->aio_free = -1;
+		return -ENOMEM;
+	}
 	q->stopping = false;
 	q->have_leader = false;
 	q->idle = 0;
@@ -538,6 +637,8 @@ static struct vub *vub_create(struct blk_backend *be, const struct vub_options *
 		pthread_mutex_init(&q->call_lock, NULL);
 		pthread_mutex_init(&q->lock, NULL);
 		pthread_cond_init(&q->work_cv, NULL);
+		pthread_cond_init(&q->aio_idle, NULL);
+		q->aio_free = -1;
 		q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	}
 	return d;
@@ -551,6 +652,7 @@ static void vub_destroy(struct vub *d)
 		pthread_mutex_destroy(&d->q[i].call_lock);
 		pthread_mutex_destroy(&d->q[i].lock);
 		pthread_cond_destroy(&d->q[i].work_cv);
+		pthread_cond_destroy(&d->q[i].aio_idle);
 	}
 	pthread_mutex_destroy(&d->be_lock);
 	free(d);

@@ -490,6 +490,183 @@ static void test_iodepth_one(void **state)
 	inflight_end(&s, &g, fe, mfd);
 }
 
+/*
+ * An asynchronous backend (submit) that holds what it is given until the
+ * test lets it go, then completes from a thread of its own, newest first:
+ * a card over it keeps many requests in flight with one worker thread, and
+ * completions land on the used ring out of order.
+ */
+struct held {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct blk_aio *q[64];
+	unsigned int n, max_held;
+	bool release, stop;
+	uint8_t disk[DISK];
+	pthread_t thread;
+};
+
+static void *held_main(void *arg)
+{
+	struct held *h = arg;
+	pthread_mutex_lock(&h->lock);
+	while (!h->stop) {
+		if (!h->release || h->n == 0) {
+			pthread_cond_wait(&h->cv, &h->lock);
+			continue;
+		}
+		struct blk_aio *io = h->q[--h->n];
+		if (io->write) /* under the lock: the test reads disk under it */
+			memcpy(h->disk + io->offset, io->buf, io->len);
+		else
+			memcpy(io->buf, h->disk + io->offset, io->len);
+		pthread_mutex_unlock(&h->lock);
+		io->done(io, 0);
+		pthread_mutex_lock(&h->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+static int held_submit(void *ctx, struct blk_aio *io)
+{
+	struct held *h = ctx;
+	pthread_mutex_lock(&h->lock);
+	assert_true(h->n < 64);
+	h->q[h->n++] = io;
+	if (h->n > h->max_held)
+		h->max_held = h->n;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+static void held_set(struct held *h, bool release)
+{
+	pthread_mutex_lock(&h->lock);
+	h->release = release;
+	h->max_held = 0;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static unsigned int held_count(struct held *h)
+{
+	pthread_mutex_lock(&h->lock);
+	unsigned int n = h->n;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+static void held_wait(struct held *h, unsigned int n)
+{
+	for (int i = 0; i < 10000 && held_count(h) < n; i++)
+		usleep(1000);
+	assert_int_equal(held_count(h), n);
+}
+
+static void *held_release_later(void *arg)
+{
+	usleep(100000); /* GET_VRING_BASE is on its way meanwhile */
+	held_set(arg, true);
+	return NULL;
+}
+
+static const struct blk_backend_ops held_ops = {
+	.read = gate_rw, .write = gate_wr, .flush = gate_flush, .close = gate_close,
+	.submit = held_submit,
+};
+
+/*
+ * n 4 KiB requests of type on ring 0 (request k: sector 8k, data at
+ * 0x40000 + 0x1000k, through an indirect table of 3), one kick.
+ */
+static void post_rw(struct guest *g, unsigned int n, uint32_t type)
+{
+	struct ring *q = &g->q[0];
+	struct virtq_desc *d = gp(g, q->desc);
+	struct virtq_avail *a = gp(g, q->avail);
+	uint16_t wr = type == VIRTIO_BLK_T_IN ? VIRTQ_DESC_F_WRITE : 0;
+	for (unsigned int k = 0; k < n; k++) {
+		uint64_t tbl = 0xa000 + 0x40 * k, hdr = 0xb000 + 0x20 * k, st = 0xc000 + k;
+		struct virtio_blk_outhdr h = { type, 0, 8 * k };
+		memcpy(gp(g, hdr), &h, sizeof(h));
+		*(uint8_t *)gp(g, st) = 0xff;
+		struct virtq_desc *t = gp(g, tbl);
+		t[0] = (struct virtq_desc){ hdr, 16, VIRTQ_DESC_F_NEXT, 1 };
+		t[1] = (struct virtq_desc){ 0x40000 + 0x1000ull * k, 4096,
+					    (uint16_t)(VIRTQ_DESC_F_NEXT | wr), 2 };
+		t[2] = (struct virtq_desc){ st, 1, VIRTQ_DESC_F_WRITE, 0 };
+		d[k] = (struct virtq_desc){ tbl, 48, VIRTQ_DESC_F_INDIRECT, 0 };
+		a->ring[(q->avail_idx + k) % QN] = (uint16_t)k;
+	}
+	q->avail_idx = (uint16_t)(q->avail_idx + n);
+	__atomic_store_n(&a->idx, q->avail_idx, __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	assert_int_equal(write(q->kick, &one, 8), 8);
+}
+
+static void test_async_backend(void **state)
+{
+	(void)state;
+	static struct held h;
+	memset(&h, 0, sizeof(h));
+	pthread_mutex_init(&h.lock, NULL);
+	pthread_cond_init(&h.cv, NULL);
+	assert_int_equal(pthread_create(&h.thread, NULL, held_main, &h), 0);
+	struct card s = { .be = { &held_ops, &h, DISK, 512 } };
+	struct guest g = { 0 };
+	int mfd;
+	/* One worker thread: only the asynchronous path has several in flight. */
+	int fe = inflight_session(&s, &g, &mfd, 1);
+
+	for (unsigned int k = 0; k < 6; k++)
+		memset(gp(&g, 0x40000 + 0x1000ull * k), 0x30 + (int)k, 4096);
+	post_rw(&g, 6, VIRTIO_BLK_T_OUT);
+	held_wait(&h, 6);
+	held_set(&h, true);
+	wait_used(&g, 6);
+	struct virtq_used *u = gp(&g, g.q[0].used);
+	assert_int_equal(u->ring[0].id, 5); /* newest first: out of order */
+	for (unsigned int k = 0; k < 6; k++) {
+		assert_int_equal(*(uint8_t *)gp(&g, 0xc000 + k), VIRTIO_BLK_S_OK);
+		assert_int_equal(u->ring[k].len, 1);
+		pthread_mutex_lock(&h.lock);
+		uint8_t last = h.disk[8 * 512 * k + 4095];
+		pthread_mutex_unlock(&h.lock);
+		assert_int_equal(last, 0x30 + k);
+	}
+
+	memset(gp(&g, 0x40000), 0, 6 * 4096);
+	post_rw(&g, 6, VIRTIO_BLK_T_IN);
+	wait_used(&g, 12);
+	for (unsigned int k = 0; k < 6; k++) {
+		assert_int_equal(*(uint8_t *)gp(&g, 0xc000 + k), VIRTIO_BLK_S_OK);
+		assert_int_equal(u->ring[(6 + k) % QN].len, 4096 + 1);
+		assert_int_equal(*(uint8_t *)gp(&g, 0x40000 + 0x1000ull * k + 4095), 0x30 + k);
+	}
+
+	/* GET_VRING_BASE with requests held below: they complete first. */
+	held_set(&h, false);
+	post_rw(&g, 3, VIRTIO_BLK_T_OUT);
+	held_wait(&h, 3);
+	pthread_t rel;
+	assert_int_equal(pthread_create(&rel, NULL, held_release_later, &h), 0);
+	struct vhost_user_vring_state st = { 0, 0 };
+	struct vhost_user_msg r;
+	send_msg(fe, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
+	get_reply(fe, VHOST_USER_GET_VRING_BASE, &r);
+	assert_int_equal(r.payload.state.num, 15);
+	assert_int_equal(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 15);
+	pthread_join(rel, NULL);
+	inflight_end(&s, &g, fe, mfd);
+	pthread_mutex_lock(&h.lock);
+	h.stop = true;
+	pthread_cond_broadcast(&h.cv);
+	pthread_mutex_unlock(&h.lock);
+	pthread_join(h.thread, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +674,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_messages),
 		cmocka_unit_test(test_requests_in_flight),
 		cmocka_unit_test(test_iodepth_one),
+		cmocka_unit_test(test_async_backend),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
