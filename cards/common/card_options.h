@@ -35,7 +35,7 @@ enum card_common_opt {
 	"  --socket PATH        vhost-user socket the VMM connects to (required)\n"      \
 	"  --sector-size N      512 or 4096 (default 4096): encryption unit, block size\n" \
 	"  --queues N           virtqueues, 1..16 (default 1)\n"                          \
-	"  --iodepth N          requests served at once per queue, 1..64 (default 8)\n"   \
+	"  --iodepth N          threads serving each queue, 1..64 (default 8)\n"          \
 	"  --serial ID          answer to VIRTIO_BLK_T_GET_ID (at most 20 bytes)\n"
 
 struct card_common_config {
