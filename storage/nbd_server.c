@@ -1,7 +1,8 @@
 /*
  * flint-nbd-server: Flint's remote storage server (EBS-2).  Serves one
  * file-backed export over NBD (fixed newstyle negotiation, simple replies)
- * on a unix socket or a TCP address, one thread per connection.
+ * on a unix socket or a TCP address, one thread per connection, whose
+ * requests and replies are batched (conn_buf.h).
  *
  * It stores exactly the bytes it receives (ciphertext, in Flint's design).
  * Everything a client sends is validated: a malformed request gets an error
@@ -28,6 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "conn_buf.h"
 #include "log.h"
 #include "parse_num.h"
 #include "nbd_proto.h"
@@ -35,6 +37,8 @@
 #define MAX_CONNS 64
 #define HANDSHAKE_TIMEOUT_S 10
 #define MAX_OPTIONS 64
+#define IN_BUF (512U << 10)  /* requests (and write payloads) received at once */
+#define OUT_BUF (1U << 20)   /* replies (and read payloads) sent at once */
 
 struct server {
 	int fd;             /* the backing file */
@@ -48,7 +52,9 @@ struct server {
 struct conn {
 	struct server *srv;
 	int sock;
-	uint8_t *buf; /* NBD_MAX_PAYLOAD bytes */
+	uint8_t *buf; /* NBD_MAX_PAYLOAD bytes: payloads too large to batch */
+	struct conn_in in;
+	struct conn_out out;
 };
 
 static int read_full(int fd, void *buf, size_t len)
@@ -113,13 +119,6 @@ static int send_opt_reply(int sock, uint32_t opt, uint32_t type, const void *dat
 	if (write_full(sock, hdr, sizeof(hdr)) != 0)
 		return -1;
 	return len ? write_full(sock, data, len) : 0;
-}
-
-static int send_reply(int sock, uint32_t error, uint64_t handle)
-{
-	uint8_t r[NBD_SIMPLE_REPLY_LEN];
-	nbd_encode_simple_reply(r, error, handle);
-	return write_full(sock, r, sizeof(r));
 }
 
 /* pread/pwrite the whole range or return a negative errno. */
@@ -299,85 +298,160 @@ static int negotiate(struct conn *c)
 	return 0;
 }
 
+/*
+ * At least n bytes (n <= IN_BUF) buffered: what is already there is taken
+ * without waiting; before waiting, the replies so far go out.  0, or -1 at
+ * EOF or on an error.
+ */
+static int need(struct conn *c, size_t n)
+{
+	while (conn_in_avail(&c->in) < n) {
+		ssize_t r = conn_in_fill(&c->in, c->sock, false, &c->out);
+		if (r == -EAGAIN)
+			r = conn_in_fill(&c->in, c->sock, true, &c->out);
+		if (r <= 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Room for n reply bytes, flushing if the batch is full; NULL if n never fits. */
+static uint8_t *out_room(struct conn *c, size_t n, int *err)
+{
+	uint8_t *p = conn_out_reserve(&c->out, n);
+	if (p != NULL)
+		return p;
+	*err = conn_out_flush(&c->out, c->sock);
+	return *err == 0 ? conn_out_reserve(&c->out, n) : NULL;
+}
+
+static int reply(struct conn *c, uint32_t error, uint64_t handle)
+{
+	int err = 0;
+	uint8_t *p = out_room(c, NBD_SIMPLE_REPLY_LEN, &err);
+	if (p == NULL)
+		return -1;
+	nbd_encode_simple_reply(p, error, handle);
+	conn_out_commit(&c->out, NBD_SIMPLE_REPLY_LEN);
+	return 0;
+}
+
+/* A READ's reply, its data read straight into the batch where it fits. */
+static int reply_read(struct conn *c, const struct nbd_request *rq)
+{
+	int err = 0;
+	size_t n = NBD_SIMPLE_REPLY_LEN + rq->length;
+	uint8_t *p = out_room(c, n, &err);
+	if (err != 0)
+		return -1;
+	uint8_t *data = p != NULL ? p + NBD_SIMPLE_REPLY_LEN : c->buf;
+	int r = file_pread(c->srv->fd, data, rq->length, rq->offset);
+	if (r != 0)
+		return reply(c, nbd_errno_to_error(r), rq->handle);
+	if (p != NULL) {
+		nbd_encode_simple_reply(p, 0, rq->handle);
+		conn_out_commit(&c->out, n);
+		return 0;
+	}
+	/* Larger than a batch (the batch is empty now): on its own. */
+	uint8_t hdr[NBD_SIMPLE_REPLY_LEN];
+	nbd_encode_simple_reply(hdr, 0, rq->handle);
+	return write_full2(c->sock, hdr, sizeof(hdr), c->buf, rq->length);
+}
+
+/*
+ * A WRITE's payload: in the receive buffer when it fits (consumed by the
+ * caller with conn_in_consume), else assembled in c->buf.  NULL on EOF.
+ */
+static const uint8_t *take_payload(struct conn *c, uint32_t len, size_t *consume)
+{
+	if (len <= c->in.cap) {
+		*consume = len;
+		return need(c, len) == 0 ? conn_in_data(&c->in) : NULL;
+	}
+	size_t have = conn_in_avail(&c->in);
+	memcpy(c->buf, conn_in_data(&c->in), have);
+	conn_in_consume(&c->in, have);
+	*consume = 0;
+	if (conn_out_flush(&c->out, c->sock) != 0 || read_full(c->sock, c->buf + have, len - have) != 0)
+		return NULL;
+	return c->buf;
+}
+
+static int do_write(struct conn *c, const struct nbd_request *rq, int r, int in_range)
+{
+	/* The payload must be consumed to stay in sync; one larger than the
+	 * cap is a framing error. */
+	if (rq->length > NBD_MAX_PAYLOAD) {
+		log_warn("write of %" PRIu32 " bytes exceeds the cap: closing", rq->length);
+		return -1;
+	}
+	size_t consume;
+	const uint8_t *payload = take_payload(c, rq->length, &consume);
+	if (payload == NULL)
+		return -1;
+	if (r == 0 && !in_range)
+		r = -ENOSPC;
+	if (r == 0)
+		r = file_pwrite(c->srv->fd, payload, rq->length, rq->offset);
+	conn_in_consume(&c->in, consume);
+	if (r == 0 && (rq->flags & NBD_CMD_FLAG_FUA))
+		r = file_sync(c->srv->fd);
+	return reply(c, nbd_errno_to_error(r), rq->handle);
+}
+
+/* One request whose header was decoded into rq.  0, or -1 to close. */
+static int serve_request(struct conn *c, const struct nbd_request *rq)
+{
+	struct server *s = c->srv;
+	int r = 0;
+	int in_range = nbd_range_ok(rq->offset, rq->length, s->size) == 0;
+	if (rq->flags & ~(uint16_t)(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE))
+		r = -EINVAL;
+	switch (rq->type) {
+	case NBD_CMD_READ:
+		if (r == 0 && (rq->length > NBD_MAX_PAYLOAD || !in_range))
+			r = -EINVAL;
+		return r != 0 ? reply(c, nbd_errno_to_error(r), rq->handle) : reply_read(c, rq);
+	case NBD_CMD_WRITE:
+		return do_write(c, rq, r, in_range);
+	case NBD_CMD_FLUSH:
+		if (r == 0)
+			r = file_sync(s->fd);
+		return reply(c, nbd_errno_to_error(r), rq->handle);
+	case NBD_CMD_TRIM:
+	case NBD_CMD_WRITE_ZEROES:
+		if (r == 0 && !in_range)
+			r = rq->type == NBD_CMD_WRITE_ZEROES ? -ENOSPC : -EINVAL;
+		if (r == 0)
+			r = file_zero(c, rq->offset, rq->length,
+				      rq->type == NBD_CMD_WRITE_ZEROES &&
+				      (rq->flags & NBD_CMD_FLAG_NO_HOLE));
+		if (r == 0 && (rq->flags & NBD_CMD_FLAG_FUA))
+			r = file_sync(s->fd);
+		return reply(c, nbd_errno_to_error(r), rq->handle);
+	case NBD_CMD_DISC:
+		(void)conn_out_flush(&c->out, c->sock);
+		return -1;
+	default:
+		return reply(c, NBD_EINVAL, rq->handle);
+	}
+}
+
 /* Transmission phase: returns when the client disconnects or misbehaves. */
 static void transmit(struct conn *c)
 {
-	struct server *s = c->srv;
 	for (;;) {
-		uint8_t hdr[NBD_REQUEST_LEN];
 		struct nbd_request rq;
-		if (read_full(c->sock, hdr, sizeof(hdr)) != 0)
+		if (need(c, NBD_REQUEST_LEN) != 0)
 			return;
-		if (nbd_decode_request(hdr, sizeof(hdr), &rq) != 0) {
+		if (nbd_decode_request(conn_in_data(&c->in), NBD_REQUEST_LEN, &rq) != 0) {
 			log_warn("bad request magic: closing connection");
 			return;
 		}
-		int r = 0;
-		int in_range = nbd_range_ok(rq.offset, rq.length, s->size) == 0;
-		if (rq.flags & ~(uint16_t)(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE))
-			r = -EINVAL;
-		switch (rq.type) {
-		case NBD_CMD_READ:
-			if (r == 0 && (rq.length > NBD_MAX_PAYLOAD || !in_range))
-				r = -EINVAL;
-			if (r == 0)
-				r = file_pread(s->fd, c->buf, rq.length, rq.offset);
-			if (r != 0) {
-				if (send_reply(c->sock, nbd_errno_to_error(r), rq.handle) != 0)
-					return;
-				break;
-			}
-			{
-				uint8_t rep[NBD_SIMPLE_REPLY_LEN];
-				nbd_encode_simple_reply(rep, 0, rq.handle);
-				if (write_full2(c->sock, rep, sizeof(rep), c->buf, rq.length) != 0)
-					return;
-			}
-			break;
-		case NBD_CMD_WRITE:
-			/* The payload must be consumed to stay in sync; one larger
-			 * than the cap is a framing error. */
-			if (rq.length > NBD_MAX_PAYLOAD) {
-				log_warn("write of %" PRIu32 " bytes exceeds the cap: closing", rq.length);
-				return;
-			}
-			if (read_full(c->sock, c->buf, rq.length) != 0)
-				return;
-			if (r == 0 && !in_range)
-				r = -ENOSPC;
-			if (r == 0)
-				r = file_pwrite(s->fd, c->buf, rq.length, rq.offset);
-			if (r == 0 && (rq.flags & NBD_CMD_FLAG_FUA))
-				r = file_sync(s->fd);
-			if (send_reply(c->sock, nbd_errno_to_error(r), rq.handle) != 0)
-				return;
-			break;
-		case NBD_CMD_FLUSH:
-			if (r == 0)
-				r = file_sync(s->fd);
-			if (send_reply(c->sock, nbd_errno_to_error(r), rq.handle) != 0)
-				return;
-			break;
-		case NBD_CMD_TRIM:
-		case NBD_CMD_WRITE_ZEROES:
-			if (r == 0 && !in_range)
-				r = rq.type == NBD_CMD_WRITE_ZEROES ? -ENOSPC : -EINVAL;
-			if (r == 0)
-				r = file_zero(c, rq.offset, rq.length,
-					      rq.type == NBD_CMD_WRITE_ZEROES &&
-					      (rq.flags & NBD_CMD_FLAG_NO_HOLE));
-			if (r == 0 && (rq.flags & NBD_CMD_FLAG_FUA))
-				r = file_sync(s->fd);
-			if (send_reply(c->sock, nbd_errno_to_error(r), rq.handle) != 0)
-				return;
-			break;
-		case NBD_CMD_DISC:
+		conn_in_consume(&c->in, NBD_REQUEST_LEN);
+		if (serve_request(c, &rq) != 0)
 			return;
-		default:
-			if (send_reply(c->sock, NBD_EINVAL, rq.handle) != 0)
-				return;
-			break;
-		}
 	}
 }
 
@@ -390,13 +464,16 @@ static void *conn_thread(void *arg)
 		struct timeval none = { 0 };
 		(void)setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
 		c->buf = malloc(NBD_MAX_PAYLOAD);
-		if (c->buf == NULL)
-			log_err("out of memory for a connection buffer");
+		if (c->buf == NULL || conn_in_init(&c->in, IN_BUF) != 0 ||
+		    conn_out_init(&c->out, OUT_BUF) != 0)
+			log_err("out of memory for connection buffers");
 		else
 			transmit(c);
 	}
 	close(c->sock);
 	atomic_fetch_sub(&c->srv->nconns, 1);
+	conn_in_free(&c->in);
+	conn_out_free(&c->out);
 	free(c->buf);
 	free(c);
 	return NULL;

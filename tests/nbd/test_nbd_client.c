@@ -571,6 +571,94 @@ static uint32_t raw_cmd(int fd, uint16_t type, uint16_t flags, uint64_t off, uin
 	return sr.error;
 }
 
+/* ---- the server's batching: a whole pipeline sent at once ---- */
+
+#define PIPE_N 40
+#define PIPE_BIG (1U << 20)       /* more than the server receives at once */
+#define PIPE_BIG_READ (2U << 20)  /* more than it sends at once */
+#define PIPE_BASE (40ULL * MiB)   /* clear of what the rest of the scenario uses */
+
+struct pipe_stream {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+};
+
+static void *pipe_sender(void *arg)
+{
+	struct pipe_stream *p = arg;
+	size_t done = 0;
+	while (done < p->len) {
+		ssize_t n = send(p->fd, p->buf + done, p->len - done, MSG_NOSIGNAL);
+		CHECK(n > 0);
+		done += (size_t)n;
+	}
+	return NULL;
+}
+
+static size_t pipe_put(uint8_t *at, uint16_t type, uint64_t handle, uint64_t off, uint32_t len,
+		       uint32_t seed)
+{
+	struct nbd_request rq = { .type = type, .handle = handle, .offset = off, .length = len };
+	nbd_encode_request(at, &rq);
+	if (type != NBD_CMD_WRITE)
+		return NBD_REQUEST_LEN;
+	fill_pattern(at + NBD_REQUEST_LEN, len, off, seed);
+	return NBD_REQUEST_LEN + len;
+}
+
+/*
+ * PIPE_N small writes, one larger than the server's receive buffer, a
+ * flush, PIPE_N small reads and one larger than its send buffer, all in
+ * one stream written while the replies are read: every reply comes, in
+ * order, with the right data (headers and payloads straddle the server's
+ * recv() boundaries on the way).
+ */
+static void raw_pipeline(int fd)
+{
+	struct pipe_stream p = { .fd = fd };
+	size_t cap = 2 * PIPE_N * (NBD_REQUEST_LEN + 4096) + PIPE_BIG + 4 * NBD_REQUEST_LEN;
+	p.buf = malloc(cap);
+	uint8_t *rbuf = malloc(PIPE_BIG_READ);
+	CHECK(p.buf != NULL && rbuf != NULL);
+	uint64_t h = 1000;
+	for (int i = 0; i < PIPE_N; i++)
+		p.len += pipe_put(p.buf + p.len, NBD_CMD_WRITE, h++, PIPE_BASE + (uint64_t)i * 8192,
+				  4096, 3);
+	p.len += pipe_put(p.buf + p.len, NBD_CMD_WRITE, h++, PIPE_BASE + 4 * MiB, PIPE_BIG, 4);
+	p.len += pipe_put(p.buf + p.len, NBD_CMD_FLUSH, h++, 0, 0, 0);
+	for (int i = 0; i < PIPE_N; i++)
+		p.len += pipe_put(p.buf + p.len, NBD_CMD_READ, h++, PIPE_BASE + (uint64_t)i * 8192,
+				  4096, 0);
+	p.len += pipe_put(p.buf + p.len, NBD_CMD_READ, h++, PIPE_BASE + 4 * MiB, PIPE_BIG_READ, 0);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, pipe_sender, &p) == 0);
+	for (uint64_t want = 1000; want < h; want++) {
+		uint8_t rep[NBD_SIMPLE_REPLY_LEN];
+		struct nbd_simple_reply sr;
+		CHECK(raw_recv(fd, rep, sizeof(rep)) == 0);
+		CHECK(nbd_decode_simple_reply(rep, sizeof(rep), &sr) == 0);
+		CHECK_EQ(sr.handle, want);
+		CHECK_EQ(sr.error, 0);
+		uint64_t i = want - 1000 - (PIPE_N + 2);
+		if (want < 1000 + PIPE_N + 2)
+			continue; /* a write or the flush */
+		if (i < PIPE_N) {
+			CHECK(raw_recv(fd, rbuf, 4096) == 0);
+			CHECK(check_pattern(rbuf, 4096, PIPE_BASE + i * 8192, 3) == 0);
+			continue;
+		}
+		CHECK(raw_recv(fd, rbuf, PIPE_BIG_READ) == 0);
+		CHECK(check_pattern(rbuf, PIPE_BIG, PIPE_BASE + 4 * MiB, 4) == 0);
+		for (size_t k = PIPE_BIG; k < PIPE_BIG_READ; k++)
+			CHECK(rbuf[k] == 0);
+	}
+	pthread_join(th, NULL);
+	free(p.buf);
+	free(rbuf);
+}
+
+
 static void scenario_server_raw(void)
 {
 	uint8_t buf[8192];
@@ -616,6 +704,7 @@ static void scenario_server_raw(void)
 	for (int i = 0; i < 4096; i++)
 		CHECK(buf[i] == 0);
 
+	raw_pipeline(fd);
 	/* A second connection in parallel (EXPORT_NAME path). */
 	int fd2 = raw_connect();
 	raw_handshake(fd2);
