@@ -370,6 +370,8 @@ bool vblk_submit(const struct vblk *dev, const struct vq_req *req, struct vblk_a
 	if (n == 0)
 		return false;
 	uint64_t total = seg_total(data, n);
+	if (total > VBLK_AIO_MAX_BYTES)
+		return false;
 	if (check_range(dev, le64toh(h.sector), total, &off) != 0)
 		return false; /* vblk_handle answers it (IOERR) */
 
