@@ -39,6 +39,7 @@ struct xts_slot {
 };
 
 struct blk_xts {
+	struct blk_backend_ops ops; /* xts_ops, without submit over a synchronous store */
 	struct blk_backend lower;
 	uint32_t unit;
 	pthread_mutex_t lock;
@@ -255,16 +256,6 @@ static const struct blk_backend_ops xts_ops = {
 	.discard = xts_discard,
 	.write_zeroes = xts_write_zeroes,
 	.close = xts_close,
-};
-
-/* Over a backend that takes asynchronous requests. */
-static const struct blk_backend_ops xts_async_ops = {
-	.read = xts_read,
-	.write = xts_write,
-	.flush = xts_flush,
-	.discard = xts_discard,
-	.write_zeroes = xts_write_zeroes,
-	.close = xts_close,
 	.submit = xts_submit,
 };
 
@@ -304,6 +295,9 @@ int blk_xts_open(struct blk_backend *out, struct blk_backend *lower, const uint8
 		snprintf(err, errlen, "xts: out of memory");
 		return -1;
 	}
+	x->ops = xts_ops;
+	if (lower->ops->submit == NULL)
+		x->ops.submit = NULL;
 	x->lower = *lower;
 	x->unit = unit;
 	pthread_mutex_init(&x->lock, NULL);
@@ -317,7 +311,7 @@ int blk_xts_open(struct blk_backend *out, struct blk_backend *lower, const uint8
 		}
 	}
 	*out = (struct blk_backend){
-		.ops = lower->ops->submit != NULL ? &xts_async_ops : &xts_ops, .ctx = x, .size_bytes = lower->size_bytes, .block_size = unit,
+		.ops = &x->ops, .ctx = x, .size_bytes = lower->size_bytes, .block_size = unit,
 	};
 	return 0;
 }
