@@ -430,6 +430,22 @@ static void wait_used(struct guest *g, uint16_t want)
 	fail_msg("used index %u, want %u", u->idx, want);
 }
 
+/*
+ * GET_VRING_BASE on queue 0 while release(arg), in a thread of its own, lets
+ * the requests in flight finish; the base the card answers.
+ */
+static uint32_t vring_base_releasing(int fe, void *(*release)(void *), void *arg)
+{
+	pthread_t rel;
+	assert_int_equal(pthread_create(&rel, NULL, release, arg), 0);
+	struct vhost_user_vring_state st = { 0, 0 };
+	struct vhost_user_msg r;
+	send_msg(fe, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
+	get_reply(fe, VHOST_USER_GET_VRING_BASE, &r);
+	pthread_join(rel, NULL);
+	return r.payload.state.num;
+}
+
 static void test_requests_in_flight(void **state)
 {
 	(void)state;
@@ -457,16 +473,9 @@ static void test_requests_in_flight(void **state)
 	for (int i = 0; i < 10000 && __atomic_load_n(&gt.inside, __ATOMIC_ACQUIRE) < 3; i++)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&gt.inside, __ATOMIC_ACQUIRE), 3);
-	pthread_t rel;
-	assert_int_equal(pthread_create(&rel, NULL, release_later, &gt), 0);
-	struct vhost_user_vring_state st = { 0, 0 };
-	struct vhost_user_msg r;
-	send_msg(fe, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
-	get_reply(fe, VHOST_USER_GET_VRING_BASE, &r);
+	assert_int_equal(vring_base_releasing(fe, release_later, &gt), 7);
 	struct virtq_used *u = gp(&g, g.q[0].used);
-	assert_int_equal(r.payload.state.num, 7);
 	assert_int_equal(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 7);
-	pthread_join(rel, NULL);
 	inflight_end(&s, &g, fe, mfd);
 }
 
@@ -650,15 +659,8 @@ static void test_async_backend(void **state)
 	held_set(&h, false);
 	post_rw(&g, 3, VIRTIO_BLK_T_OUT);
 	held_wait(&h, 3);
-	pthread_t rel;
-	assert_int_equal(pthread_create(&rel, NULL, held_release_later, &h), 0);
-	struct vhost_user_vring_state st = { 0, 0 };
-	struct vhost_user_msg r;
-	send_msg(fe, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
-	get_reply(fe, VHOST_USER_GET_VRING_BASE, &r);
-	assert_int_equal(r.payload.state.num, 15);
+	assert_int_equal(vring_base_releasing(fe, held_release_later, &h), 15);
 	assert_int_equal(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 15);
-	pthread_join(rel, NULL);
 	inflight_end(&s, &g, fe, mfd);
 	pthread_mutex_lock(&h.lock);
 	h.stop = true;
