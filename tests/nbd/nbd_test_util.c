@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -39,6 +40,44 @@ void tmpdir_cleanup(void)
 	rmdir(tmpdir);
 }
 
+/*
+ * Children still running.  A failed CHECK exits at once; without this the
+ * servers it started would outlive it and keep the test's output open, so
+ * the runner would wait for them until its own timeout.
+ */
+#define MAX_CHILDREN 16
+static pid_t children[MAX_CHILDREN];
+static pid_t children_parent; /* a forked copy of the test leaves them alone */
+static pthread_mutex_t children_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void kill_children(void)
+{
+	if (getpid() != children_parent)
+		return;
+	pthread_mutex_lock(&children_lock);
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] > 0)
+			kill(children[i], SIGKILL);
+	pthread_mutex_unlock(&children_lock);
+}
+
+static void children_track(pid_t pid, pid_t untrack)
+{
+	static int registered;
+	pthread_mutex_lock(&children_lock);
+	if (!registered) {
+		children_parent = getpid();
+		registered = atexit(kill_children) == 0;
+	}
+	for (int i = 0; i < MAX_CHILDREN; i++) {
+		if (children[i] == untrack) {
+			children[i] = pid;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&children_lock);
+}
+
 pid_t spawn(char *const argv[])
 {
 	pid_t pid = fork();
@@ -48,6 +87,7 @@ pid_t spawn(char *const argv[])
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
+	children_track(pid, 0);
 	return pid;
 }
 
@@ -76,6 +116,7 @@ void kill_wait(pid_t pid, int sig)
 	kill(pid, sig);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+	children_track(0, pid);
 }
 
 static void on_alarm(int sig)

@@ -30,7 +30,7 @@
 const char *tmpdir_make(void);
 void tmpdir_cleanup(void);
 
-/* fork+exec argv; returns the pid.  */
+/* fork+exec argv; returns the pid.  Killed at exit unless kill_wait() reaped it. */
 pid_t spawn(char *const argv[]);
 /* Waits (at most timeout_ms) until a unix socket accepts connections. */
 int wait_unix_socket(const char *path, unsigned timeout_ms);
