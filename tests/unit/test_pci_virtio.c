@@ -426,7 +426,6 @@ static void test_vector_change_while_masked(void **state)
 	assert_int_equal(fk.nr_irqfd, 4);
 }
 
-/* Device reset (status 0) with the vector live, and with it masked. */
 /*
  * A queue enabled without a vector (polled) that gets one later: the card
  * had the call eventfd from the start, so its completions reach the new
@@ -452,6 +451,7 @@ static void test_vector_after_enable(void **state)
 	assert_int_equal(fk.injected, 1);
 }
 
+/* Device reset (status 0) with the vector live, and with it masked. */
 static void test_reset_and_mask(void **state)
 {
 	(void)state;
