@@ -98,6 +98,18 @@ guest() {
 
 cmdline() { echo "tests=blkbench bench.mib=$MIB bench.qd=$1"; }
 
+# qemu_guest NAME QD RUN DEVICE_ARGS...: one run of the test guest on QEMU
+# (every set-up's machine alike), the block device given by the arguments.
+qemu_guest() {
+	name=$1; qd=$2; run=$3; shift 3
+	# shellcheck disable=SC2086
+	guest "$name" "$qd" "$run" "$QEMU" $ACCEL -M q35 -m 256 -smp 2 \
+		-nodefaults -no-user-config -nographic -no-reboot -serial stdio \
+		"$@" \
+		-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+		-kernel "$GUEST" -append "$(cmdline "$qd")"
+}
+
 # flint_runs NAME CARD_KIND QD: NBD server and card fresh for each config
 # (card-local, kind local, has its store file and no server).
 flint_runs() {
@@ -134,15 +146,11 @@ flint_runs() {
 					--debug-exit --blk "socket=$OUT/card.sock,queues=1" \
 					--cmdline "$(cmdline "$qd")"
 			else
-				# shellcheck disable=SC2086
-				guest "$name" "$qd" "$r" "$QEMU" $ACCEL -M q35 -m 256 -smp 2 \
-					-nodefaults -no-user-config -nographic -no-reboot -serial stdio \
+				qemu_guest "$name" "$qd" "$r" \
 					-object memory-backend-memfd,id=mem,size=256M,share=on \
 					-numa node,memdev=mem \
 					-chardev socket,id=c0,path="$OUT/card.sock" \
-					-device vhost-user-blk-pci,chardev=c0,num-queues=1,disable-legacy=on \
-					-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-					-kernel "$GUEST" -append "$(cmdline "$qd")"
+					-device vhost-user-blk-pci,chardev=c0,num-queues=1,disable-legacy=on
 			fi
 		done
 	else
@@ -161,13 +169,9 @@ qemu_runs() {
 	r=0
 	while [ $r -lt "$RUNS" ]; do
 		r=$((r + 1))
-		# shellcheck disable=SC2086
-		guest qemu "$qd" "$r" "$QEMU" $ACCEL -M q35 -m 256 -smp 2 \
-			-nodefaults -no-user-config -nographic -no-reboot -serial stdio \
+		qemu_guest qemu "$qd" "$r" \
 			-drive file=/tmp/blkbench-raw.img,format=raw,if=none,id=d0,cache=writeback,aio=threads \
-			-device virtio-blk-pci,drive=d0,disable-legacy=on,num-queues=1 \
-			-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-			-kernel "$GUEST" -append "$(cmdline "$qd")"
+			-device virtio-blk-pci,drive=d0,disable-legacy=on,num-queues=1
 	done
 	rm -f /tmp/blkbench-raw.img
 }
@@ -185,13 +189,9 @@ qemu_nbd_runs() {
 		r=0
 		while [ $r -lt "$RUNS" ]; do
 			r=$((r + 1))
-			# shellcheck disable=SC2086
-			guest qemu-nbd "$qd" "$r" "$QEMU" $ACCEL -M q35 -m 256 -smp 2 \
-				-nodefaults -no-user-config -nographic -no-reboot -serial stdio \
+			qemu_guest qemu-nbd "$qd" "$r" \
 				-drive driver=nbd,server.type=unix,server.path="$OUT/nbd.sock",if=none,id=d0,cache=writeback \
-				-device virtio-blk-pci,drive=d0,disable-legacy=on,num-queues=1 \
-				-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-				-kernel "$GUEST" -append "$(cmdline "$qd")"
+				-device virtio-blk-pci,drive=d0,disable-legacy=on,num-queues=1
 		done
 	else
 		echo "# qemu-nbd: flint-nbd-server did not start"; failed=$((failed + 1))
