@@ -58,8 +58,10 @@ static uint64_t writable(const struct vq_req *req)
 static uint32_t serve(const struct vblk *dev, const struct vq_req *req, bool async)
 {
 	static struct vblk_aio a = { .complete = async_complete };
-	if (!async || !vblk_submit(dev, req, &a))
-		return vblk_handle(dev, req, NULL);
+	struct vblk_req_hdr h;
+	vblk_parse(req, &h);
+	if (!async || !vblk_submit(dev, req, &h, &a))
+		return vblk_handle(dev, req, &h, NULL);
 	if (async_completions != 1 || async_used > writable(req))
 		abort(); /* once, and never more than the chain holds */
 	async_completions = 0;

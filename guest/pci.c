@@ -1,5 +1,8 @@
 #include "pci.h"
 
+#define VIRTIO_PCI_NO_LEGACY
+#include <linux/virtio_pci.h>
+
 #include "io.h"
 #include "printf.h"
 #include "util.h"
@@ -19,10 +22,6 @@
 
 #define PCI_CAP_VENDOR 0x09
 #define PCI_CAP_MSIX 0x11
-#define VIRTIO_PCI_CAP_COMMON 1
-#define VIRTIO_PCI_CAP_NOTIFY 2
-#define VIRTIO_PCI_CAP_ISR 3
-#define VIRTIO_PCI_CAP_DEVICE 4
 
 bool pci_force_assign;
 
@@ -188,11 +187,11 @@ static const char *take_cap(struct virtio_pci_region *r, unsigned dev,
 {
 	if (r->present)
 		return NULL; /* the first of each type wins (spec) */
-	if (cap_len < 16)
+	if (cap_len < sizeof(struct virtio_pci_cap))
 		return "virtio capability shorter than 16 bytes";
-	r->bar = pci_cfg_read8(dev, fn, cap + 4);
-	r->offset = pci_cfg_read32(dev, fn, cap + 8);
-	r->length = pci_cfg_read32(dev, fn, cap + 12);
+	r->bar = pci_cfg_read8(dev, fn, cap + VIRTIO_PCI_CAP_BAR);
+	r->offset = pci_cfg_read32(dev, fn, cap + VIRTIO_PCI_CAP_OFFSET);
+	r->length = pci_cfg_read32(dev, fn, cap + VIRTIO_PCI_CAP_LENGTH);
 	if (r->bar > 5)
 		return NULL; /* reserved BAR number: ignore this instance */
 	r->present = true;
@@ -331,26 +330,27 @@ found:
 			d->msix_pba_off = b & ~7u;
 		}
 		if (id == PCI_CAP_VENDOR) {
-			uint8_t len = pci_cfg_read8(d->dev, d->fn, cap + 2);
-			uint8_t type = pci_cfg_read8(d->dev, d->fn, cap + 3);
+			uint8_t len = pci_cfg_read8(d->dev, d->fn, cap + VIRTIO_PCI_CAP_LEN);
+			uint8_t type = pci_cfg_read8(d->dev, d->fn, cap + VIRTIO_PCI_CAP_CFG_TYPE);
 			const char *why = NULL;
 			if (cap + (unsigned)len > 0x100)
 				return "virtio capability runs past config space";
 			switch (type) {
-			case VIRTIO_PCI_CAP_COMMON:
+			case VIRTIO_PCI_CAP_COMMON_CFG:
 				why = take_cap(&d->common, d->dev, d->fn, cap, len);
 				break;
-			case VIRTIO_PCI_CAP_NOTIFY:
-				if (!d->notify.present && len >= 20)
-					d->notify_mult = pci_cfg_read32(d->dev, d->fn, cap + 16);
+			case VIRTIO_PCI_CAP_NOTIFY_CFG:
+				if (!d->notify.present && len >= sizeof(struct virtio_pci_notify_cap))
+					d->notify_mult = pci_cfg_read32(d->dev, d->fn, cap +
+						offsetof(struct virtio_pci_notify_cap, notify_off_multiplier));
 				else if (!d->notify.present)
 					return "virtio notify capability shorter than 20 bytes";
 				why = take_cap(&d->notify, d->dev, d->fn, cap, len);
 				break;
-			case VIRTIO_PCI_CAP_ISR:
+			case VIRTIO_PCI_CAP_ISR_CFG:
 				why = take_cap(&d->isr, d->dev, d->fn, cap, len);
 				break;
-			case VIRTIO_PCI_CAP_DEVICE:
+			case VIRTIO_PCI_CAP_DEVICE_CFG:
 				why = take_cap(&d->device, d->dev, d->fn, cap, len);
 				break;
 			default:

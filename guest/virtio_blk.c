@@ -1,53 +1,17 @@
 #include "virtio_blk.h"
 
+#include <stddef.h>
+
+#define VIRTIO_PCI_NO_LEGACY
+#include <linux/virtio_pci.h>
+
 #include "io.h"
 #include "util.h"
 
-/* Common configuration structure (virtio 1.x, 4.1.4.3). */
-#define CC_DFSELECT 0x00
-#define CC_DF 0x04
-#define CC_GFSELECT 0x08
-#define CC_GF 0x0c
-#define CC_MSIX 0x10
-#define CC_NUMQ 0x12
-#define CC_STATUS 0x14
-#define CC_CFGGEN 0x15
-#define CC_Q_SELECT 0x16
-#define CC_Q_SIZE 0x18
-#define CC_Q_MSIX 0x1a
-#define CC_Q_ENABLE 0x1c
-#define CC_Q_NOFF 0x1e
-#define CC_Q_DESCLO 0x20
-#define CC_Q_DESCHI 0x24
-#define CC_Q_AVAILLO 0x28
-#define CC_Q_AVAILHI 0x2c
-#define CC_Q_USEDLO 0x30
-#define CC_Q_USEDHI 0x34
-#define CC_MIN_LEN 0x38
+#define FREE 0xffff /* owner[] of a descriptor no chain holds */
 
-#define S_ACKNOWLEDGE 1
-#define S_DRIVER 2
-#define S_DRIVER_OK 4
-#define S_FEATURES_OK 8
-#define S_NEEDS_RESET 0x40
-#define S_FAILED 0x80
-
-#define NO_VECTOR 0xffff
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-#define FREE 0xffff
-
-/* virtio_blk_config offsets. */
-#define BC_CAPACITY 0
-#define BC_SIZE_MAX 8
-#define BC_SEG_MAX 12
-#define BC_BLK_SIZE 20
-#define BC_NUM_QUEUES 34
-#define BC_MAX_DISCARD_SECTORS 36
-#define BC_MAX_DISCARD_SEG 40
-#define BC_DISCARD_ALIGN 44
-#define BC_MAX_WZ_SECTORS 48
-#define BC_MAX_WZ_SEG 52
-#define BC_WZ_MAY_UNMAP 56
+/* Offsets into the device configuration (virtio 1.x, 5.2.4). */
+#define BC(field) offsetof(struct virtio_blk_config, field)
 
 #define WAIT_CYCLES 30000000000ULL /* ~10 s at 3 GHz: "hung" */
 
@@ -55,8 +19,9 @@
 
 struct vq_mem {
 	struct vring_desc desc[VBLK_QSIZE] __attribute__((aligned(4096)));
-	struct vring_avail avail __attribute__((aligned(4096)));
-	struct vring_used used __attribute__((aligned(4096)));
+	/* struct vring_avail and struct vring_used (flexible rings) */
+	uint8_t avail[4096] __attribute__((aligned(4096)));
+	uint8_t used[4096] __attribute__((aligned(4096)));
 	struct vblk_slot slot[VBLK_QSIZE];
 };
 
@@ -121,12 +86,12 @@ const char *vblk_probe(struct vblk *d, unsigned index)
 
 uint8_t vblk_status(struct vblk *d)
 {
-	return rd8(&d->pci.common, CC_STATUS);
+	return rd8(&d->pci.common, VIRTIO_PCI_COMMON_STATUS);
 }
 
 void vblk_reset(struct vblk *d)
 {
-	wr8(&d->pci.common, CC_STATUS, 0);
+	wr8(&d->pci.common, VIRTIO_PCI_COMMON_STATUS, 0);
 	/* The reset completes when status reads back 0 (4.1.4.3.2). */
 	uint64_t t0 = rdtsc();
 	while (vblk_status(d) != 0 && rdtsc() - t0 < WAIT_CYCLES)
@@ -138,24 +103,24 @@ static void read_config(struct vblk *d)
 {
 	const struct virtio_pci_region *c = &d->pci.device;
 	for (int tries = 0; tries < 100; tries++) {
-		uint8_t gen = rd8(&d->pci.common, CC_CFGGEN);
-		d->capacity = rd32(c, BC_CAPACITY) |
-			      (uint64_t)rd32(c, BC_CAPACITY + 4) << 32;
-		d->size_max = vblk_has(d, VIRTIO_BLK_F_SIZE_MAX) ? rd32(c, BC_SIZE_MAX) : 0;
-		d->seg_max = vblk_has(d, VIRTIO_BLK_F_SEG_MAX) ? rd32(c, BC_SEG_MAX) : 0;
-		d->blk_size = vblk_has(d, VIRTIO_BLK_F_BLK_SIZE) ? rd32(c, BC_BLK_SIZE) : 0;
-		d->dev_queues = vblk_has(d, VIRTIO_BLK_F_MQ) ? rd16(c, BC_NUM_QUEUES) : 1;
+		uint8_t gen = rd8(&d->pci.common, VIRTIO_PCI_COMMON_CFGGENERATION);
+		d->capacity = rd32(c, BC(capacity)) |
+			      (uint64_t)rd32(c, BC(capacity) + 4) << 32;
+		d->size_max = vblk_has(d, VIRTIO_BLK_F_SIZE_MAX) ? rd32(c, BC(size_max)) : 0;
+		d->seg_max = vblk_has(d, VIRTIO_BLK_F_SEG_MAX) ? rd32(c, BC(seg_max)) : 0;
+		d->blk_size = vblk_has(d, VIRTIO_BLK_F_BLK_SIZE) ? rd32(c, BC(blk_size)) : 0;
+		d->dev_queues = vblk_has(d, VIRTIO_BLK_F_MQ) ? rd16(c, BC(num_queues)) : 1;
 		if (vblk_has(d, VIRTIO_BLK_F_DISCARD)) {
-			d->max_discard_sectors = rd32(c, BC_MAX_DISCARD_SECTORS);
-			d->max_discard_seg = rd32(c, BC_MAX_DISCARD_SEG);
-			d->discard_align = rd32(c, BC_DISCARD_ALIGN);
+			d->max_discard_sectors = rd32(c, BC(max_discard_sectors));
+			d->max_discard_seg = rd32(c, BC(max_discard_seg));
+			d->discard_align = rd32(c, BC(discard_sector_alignment));
 		}
 		if (vblk_has(d, VIRTIO_BLK_F_WRITE_ZEROES)) {
-			d->max_wz_sectors = rd32(c, BC_MAX_WZ_SECTORS);
-			d->max_wz_seg = rd32(c, BC_MAX_WZ_SEG);
-			d->wz_may_unmap = rd8(c, BC_WZ_MAY_UNMAP);
+			d->max_wz_sectors = rd32(c, BC(max_write_zeroes_sectors));
+			d->max_wz_seg = rd32(c, BC(max_write_zeroes_seg));
+			d->wz_may_unmap = rd8(c, BC(write_zeroes_may_unmap));
 		}
-		if (rd8(&d->pci.common, CC_CFGGEN) == gen)
+		if (rd8(&d->pci.common, VIRTIO_PCI_COMMON_CFGGENERATION) == gen)
 			break;
 	}
 }
@@ -166,43 +131,43 @@ static const char *setup_queue(struct vblk *d, unsigned i)
 	struct vblk_queue *q = &d->q[i];
 	struct vq_mem *m = &vq_mem[i];
 
-	wr16(cc, CC_Q_SELECT, (uint16_t)i);
-	uint16_t max = rd16(cc, CC_Q_SIZE);
+	wr16(cc, VIRTIO_PCI_COMMON_Q_SELECT, (uint16_t)i);
+	uint16_t max = rd16(cc, VIRTIO_PCI_COMMON_Q_SIZE);
 	if (max == 0)
 		return "queue not available (queue_size 0)";
 	uint16_t size = max < VBLK_QSIZE ? max : VBLK_QSIZE;
 	while (size & (size - 1)) /* split rings: a power of 2 */
 		size &= (uint16_t)(size - 1);
-	wr16(cc, CC_Q_SIZE, size);
+	wr16(cc, VIRTIO_PCI_COMMON_Q_SIZE, size);
 
 	memset(m, 0, sizeof(*m));
 	memset(q, 0, sizeof(*q));
 	q->index = (uint16_t)i;
 	q->size = size;
 	q->desc = m->desc;
-	q->avail = &m->avail;
-	q->used = &m->used;
+	q->avail = (struct vring_avail *)m->avail;
+	q->used = (struct vring_used *)m->used;
 	q->slot = m->slot;
 	q->nfree = size;
 	for (unsigned k = 0; k < VBLK_QSIZE; k++)
 		q->owner[k] = FREE;
-	uint16_t vector = d->irq && i == 0 ? 0 : NO_VECTOR;
-	q->avail->flags = vector == NO_VECTOR ? VRING_AVAIL_F_NO_INTERRUPT : 0;
+	uint16_t vector = d->irq && i == 0 ? 0 : VIRTIO_MSI_NO_VECTOR;
+	q->avail->flags = vector == VIRTIO_MSI_NO_VECTOR ? VRING_AVAIL_F_NO_INTERRUPT : 0;
 
-	wr16(cc, CC_Q_MSIX, vector);
-	if (rd16(cc, CC_Q_MSIX) != vector)
-		return vector == NO_VECTOR ?
-			       "queue_msix_vector does not read back NO_VECTOR" :
+	wr16(cc, VIRTIO_PCI_COMMON_Q_MSIX, vector);
+	if (rd16(cc, VIRTIO_PCI_COMMON_Q_MSIX) != vector)
+		return vector == VIRTIO_MSI_NO_VECTOR ?
+			       "queue_msix_vector does not read back VIRTIO_MSI_NO_VECTOR" :
 			       "queue_msix_vector does not read back vector 0";
-	wr64(cc, CC_Q_DESCLO, (uintptr_t)m->desc);
-	wr64(cc, CC_Q_AVAILLO, (uintptr_t)&m->avail);
-	wr64(cc, CC_Q_USEDLO, (uintptr_t)&m->used);
+	wr64(cc, VIRTIO_PCI_COMMON_Q_DESCLO, (uintptr_t)m->desc);
+	wr64(cc, VIRTIO_PCI_COMMON_Q_AVAILLO, (uintptr_t)m->avail);
+	wr64(cc, VIRTIO_PCI_COMMON_Q_USEDLO, (uintptr_t)m->used);
 
-	uint64_t noff = (uint64_t)rd16(cc, CC_Q_NOFF) * d->pci.notify_mult;
+	uint64_t noff = (uint64_t)rd16(cc, VIRTIO_PCI_COMMON_Q_NOFF) * d->pci.notify_mult;
 	if (noff + 2 > d->pci.notify.length)
 		return "queue notify address outside the notify window";
 	q->notify = (volatile uint16_t *)(uintptr_t)(d->pci.notify.addr + noff);
-	wr16(cc, CC_Q_ENABLE, 1);
+	wr16(cc, VIRTIO_PCI_COMMON_Q_ENABLE, 1);
 	return NULL;
 }
 
@@ -219,29 +184,29 @@ const char *vblk_init(struct vblk *d, unsigned want_queues)
 	vblk_reset(d);
 	if (vblk_status(d) != 0)
 		return "device did not reset (status stays nonzero)";
-	wr8(cc, CC_STATUS, S_ACKNOWLEDGE);
-	wr8(cc, CC_STATUS, S_ACKNOWLEDGE | S_DRIVER);
+	wr8(cc, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	wr8(cc, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 
-	wr32(cc, CC_DFSELECT, 0);
-	uint64_t f = rd32(cc, CC_DF);
-	wr32(cc, CC_DFSELECT, 1);
-	f |= (uint64_t)rd32(cc, CC_DF) << 32;
+	wr32(cc, VIRTIO_PCI_COMMON_DFSELECT, 0);
+	uint64_t f = rd32(cc, VIRTIO_PCI_COMMON_DF);
+	wr32(cc, VIRTIO_PCI_COMMON_DFSELECT, 1);
+	f |= (uint64_t)rd32(cc, VIRTIO_PCI_COMMON_DF) << 32;
 	d->offered = f;
 	if (!((f >> VIRTIO_F_VERSION_1) & 1)) {
-		wr8(cc, CC_STATUS, S_FAILED);
+		wr8(cc, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_FAILED);
 		return "device does not offer VIRTIO_F_VERSION_1";
 	}
 	uint64_t want = 0;
 	for (unsigned k = 0; k < ARRAY_SIZE(wanted); k++)
 		want |= 1ULL << wanted[k];
 	d->features = f & want;
-	wr32(cc, CC_GFSELECT, 0);
-	wr32(cc, CC_GF, (uint32_t)d->features);
-	wr32(cc, CC_GFSELECT, 1);
-	wr32(cc, CC_GF, (uint32_t)(d->features >> 32));
-	wr8(cc, CC_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
-	if (!(vblk_status(d) & S_FEATURES_OK)) {
-		wr8(cc, CC_STATUS, S_FAILED);
+	wr32(cc, VIRTIO_PCI_COMMON_GFSELECT, 0);
+	wr32(cc, VIRTIO_PCI_COMMON_GF, (uint32_t)d->features);
+	wr32(cc, VIRTIO_PCI_COMMON_GFSELECT, 1);
+	wr32(cc, VIRTIO_PCI_COMMON_GF, (uint32_t)(d->features >> 32));
+	wr8(cc, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+	if (!(vblk_status(d) & VIRTIO_CONFIG_S_FEATURES_OK)) {
+		wr8(cc, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_FAILED);
 		return "device cleared FEATURES_OK";
 	}
 
@@ -249,10 +214,10 @@ const char *vblk_init(struct vblk *d, unsigned want_queues)
 	if (d->blk_size && (d->blk_size < VBLK_SECTOR ||
 			    (d->blk_size & (d->blk_size - 1))))
 		return "device blk_size is not a power of 2 >= 512";
-	wr16(cc, CC_MSIX, NO_VECTOR);
+	wr16(cc, VIRTIO_PCI_COMMON_MSIX, VIRTIO_MSI_NO_VECTOR);
 
 	unsigned nq = d->dev_queues ? d->dev_queues : 1;
-	uint16_t hw_nq = rd16(cc, CC_NUMQ);
+	uint16_t hw_nq = rd16(cc, VIRTIO_PCI_COMMON_NUMQ);
 	if (nq > hw_nq)
 		nq = hw_nq;
 	if (nq > want_queues)
@@ -264,15 +229,15 @@ const char *vblk_init(struct vblk *d, unsigned want_queues)
 	for (unsigned i = 0; i < nq; i++) {
 		const char *why = setup_queue(d, i);
 		if (why) {
-			wr8(cc, CC_STATUS, S_FAILED);
+			wr8(cc, VIRTIO_PCI_COMMON_STATUS, VIRTIO_CONFIG_S_FAILED);
 			return why;
 		}
 	}
 	d->num_queues = (uint16_t)nq;
-	wr8(cc, CC_STATUS,
-	    S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	wr8(cc, VIRTIO_PCI_COMMON_STATUS,
+	    VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
 	uint8_t st = vblk_status(d);
-	if (st & (S_NEEDS_RESET | S_FAILED) || !(st & S_DRIVER_OK))
+	if (st & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED) || !(st & VIRTIO_CONFIG_S_DRIVER_OK))
 		return "device status bad after DRIVER_OK";
 	return NULL;
 }

@@ -14,14 +14,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
 #include "pci.h"
-
-#include "flint/virtio_blk_abi.h"
-
-#define VIRTIO_F_VERSION_1 32 /* bit number */
-
-#define VRING_DESC_F_NEXT 1
-#define VRING_DESC_F_WRITE 2
 
 #define VBLK_SECTOR 512u
 #define VBLK_MAX_QUEUES 4
@@ -30,33 +27,6 @@
 /* Result of waiting for a request. */
 #define VBLK_TIMEOUT (-1)   /* no completion within the time limit */
 #define VBLK_NOSTATUS (-2)  /* completed, status byte never written */
-
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-struct vring_avail {
-	uint16_t flags;
-	uint16_t idx;
-	uint16_t ring[VBLK_QSIZE];
-	uint16_t used_event;
-};
-
-struct vring_used_elem {
-	uint32_t id;
-	uint32_t len;
-};
-
-struct vring_used {
-	uint16_t flags;
-	uint16_t idx;
-	struct vring_used_elem ring[VBLK_QSIZE];
-	uint16_t avail_event;
-};
-
 
 /* Per descriptor-chain head: the request's device-visible header and
  * status byte. */

@@ -10,10 +10,7 @@
 #include "log.h"
 #include "vhost_user_msg.h"
 
-#define VIRTIO_BLK_DEVICE_TYPE 2
 #define VIRTIO_BLK_CLASS 0x018000
-#define VIRTIO_BLK_F_MQ (1ULL << 12)
-#define VIRTIO_BLK_CFG_NUM_QUEUES 34
 #define PROTO_F(bit) (1ULL << (bit))
 
 /*
@@ -202,7 +199,7 @@ static int get_config(struct vuf *f, char *err, size_t errlen)
 	memcpy(f->config, r.payload.config.payload, VUF_BLK_CONFIG_SIZE);
 	/* The guest sees exactly the queues flint-hv exposes. */
 	uint16_t nq = (uint16_t)f->nr_queues;
-	memcpy(f->config + VIRTIO_BLK_CFG_NUM_QUEUES, &nq, sizeof(nq));
+	memcpy(f->config + offsetof(struct virtio_blk_config, num_queues), &nq, sizeof(nq));
 	return 0;
 }
 
@@ -217,7 +214,7 @@ static int negotiate(struct vuf *f, const struct guest_mem *gm, char *err, size_
 		return fail(f, err, errlen, "SET_OWNER", rc);
 	if ((rc = get_u64(f, VHOST_USER_GET_FEATURES, &f->backend_features)) != 0)
 		return fail(f, err, errlen, "GET_FEATURES", rc);
-	if (!(f->backend_features & VIRTIO_F_VERSION_1) ||
+	if (!(f->backend_features & (1ULL << VIRTIO_F_VERSION_1)) ||
 	    !(f->backend_features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES))) {
 		snprintf(err, errlen, "vhost-user %s (%s): back end lacks VIRTIO_F_VERSION_1 "
 			 "or VHOST_USER_F_PROTOCOL_FEATURES (features 0x%llx)", f->label,
@@ -252,7 +249,7 @@ static int negotiate(struct vuf *f, const struct guest_mem *gm, char *err, size_
 			return -1;
 		}
 	}
-	if (f->nr_queues > 1 && !(f->backend_features & VIRTIO_BLK_F_MQ)) {
+	if (f->nr_queues > 1 && !(f->backend_features & (1ULL << VIRTIO_BLK_F_MQ))) {
 		snprintf(err, errlen, "vhost-user %s (%s): back end lacks VIRTIO_BLK_F_MQ "
 			 "for queues=%u", f->label, f->path, f->nr_queues);
 		return -1;
@@ -296,7 +293,7 @@ int vuf_setup(struct vuf *f, int sock, const char *label, const char *path,
 int vuf_attach(struct vuf *f, struct pci_bus *bus, char *err, size_t errlen)
 {
 	const struct virtio_pci_params p = {
-		.device_type = VIRTIO_BLK_DEVICE_TYPE,
+		.device_type = VIRTIO_ID_BLOCK,
 		.class_code = VIRTIO_BLK_CLASS,
 		.nr_queues = f->nr_queues,
 		.queue_size_max = VUF_QUEUE_SIZE_MAX,
@@ -329,11 +326,11 @@ static uint64_t vuf_get_features(void *be)
 static int vuf_set_features(void *be, uint64_t features)
 {
 	struct vuf *f = be;
-	uint64_t offered = (f->backend_features & VUF_GUEST_FEATURES) | VIRTIO_F_VERSION_1;
+	uint64_t offered = (f->backend_features & VUF_GUEST_FEATURES) | (1ULL << VIRTIO_F_VERSION_1);
 	if (features & ~offered)
 		return -1;
 	/* The transport's own bits stay with it; bit 30 keeps vring enabling on. */
-	uint64_t v = (features & offered) | VIRTIO_F_VERSION_1 |
+	uint64_t v = (features & offered) | (1ULL << VIRTIO_F_VERSION_1) |
 		     (1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
 	return set_u64(f, VHOST_USER_SET_FEATURES, v, true) == 0 ? 0 : -1;
 }

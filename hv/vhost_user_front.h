@@ -31,13 +31,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+
 #include "guest_mem.h"
 #include "pci.h"
 #include "virtio_pci.h"
 
 #define VUF_TIMEOUT_MS 2000
 /* struct virtio_blk_config up to write_zeroes_may_unmap (virtio 1.1). */
-#define VUF_BLK_CONFIG_SIZE 60
+/* The config fields up to write-zeroes: secure erase and zones are not offered. */
+#define VUF_BLK_CONFIG_SIZE ((unsigned int)offsetof(struct virtio_blk_config, max_secure_erase_sectors))
 #define VUF_QUEUE_SIZE_MAX 256
 
 struct vuf {
@@ -85,6 +90,7 @@ extern const struct virtio_backend_ops vuf_ops;
  * the transport's; NOTIFICATION_DATA, RING_RESET, packed rings and the
  * vhost-user bit 30 never reach the guest.
  */
-#define VUF_GUEST_FEATURES (0xf7ffULL | (1ULL << 28) | (1ULL << 29))
+#define VUF_GUEST_FEATURES (0xf7ffULL | (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | \
+			    (1ULL << VIRTIO_RING_F_EVENT_IDX))
 
 #endif

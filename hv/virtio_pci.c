@@ -10,23 +10,10 @@
 #include "log.h"
 
 /* struct virtio_pci_cap (+ notify_off_multiplier for the notify capability) */
-#define VIRTIO_CAP_LEN 16
-#define VIRTIO_NOTIFY_CAP_LEN 20
-#define VIRTIO_CAP_CFG_TYPE 3
-#define VIRTIO_CAP_BAR 4
-#define VIRTIO_CAP_OFFSET 8
-#define VIRTIO_CAP_LENGTH 12
-#define VIRTIO_CAP_NOTIFY_MULT 16
-
-#define VIRTIO_PCI_CAP_COMMON_CFG 1
-#define VIRTIO_PCI_CAP_NOTIFY_CFG 2
-#define VIRTIO_PCI_CAP_ISR_CFG 3
-#define VIRTIO_PCI_CAP_DEVICE_CFG 4
-
 #define VIRTIO_PCI_REVISION 1
 #define VIRTIO_PCI_SUBSYSTEM_ID 0x1100
 /* Transport features flint-hv cannot honour (32-bit notifies, queue_reset). */
-#define TRANSPORT_UNSUPPORTED (VIRTIO_F_NOTIFICATION_DATA | VIRTIO_F_RING_RESET)
+#define TRANSPORT_UNSUPPORTED ((1ULL << VIRTIO_F_NOTIFICATION_DATA) | (1ULL << VIRTIO_F_RING_RESET))
 #define KVM_ERRORS_LOGGED 4
 
 static void kvm_error(struct virtio_pci *vp, const char *what, unsigned int q)
@@ -38,7 +25,7 @@ static void kvm_error(struct virtio_pci *vp, const char *what, unsigned int q)
 
 static uint64_t device_features(const struct virtio_pci *vp)
 {
-	uint64_t f = vp->p.ops->get_features(vp->p.be) | VIRTIO_F_VERSION_1;
+	uint64_t f = vp->p.ops->get_features(vp->p.be) | (1ULL << VIRTIO_F_VERSION_1);
 	return f & ~TRANSPORT_UNSUPPORTED;
 }
 
@@ -208,18 +195,18 @@ static void set_status(struct virtio_pci *vp, uint8_t v)
 		return;
 	}
 	uint8_t newly = (uint8_t)(v & ~vp->status);
-	if (newly & VIRTIO_STATUS_FEATURES_OK) {
+	if (newly & VIRTIO_CONFIG_S_FEATURES_OK) {
 		uint64_t offered = device_features(vp);
 		bool ok = (vp->driver_features & ~offered) == 0 &&
-			  (vp->driver_features & VIRTIO_F_VERSION_1) &&
+			  (vp->driver_features & (1ULL << VIRTIO_F_VERSION_1)) &&
 			  vp->p.ops->set_features(vp->p.be, vp->driver_features) == 0;
 		if (!ok)
-			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
+			v &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK;
 	}
 	/* NEEDS_RESET is the device's to set; only a reset clears it. */
-	vp->status = (uint8_t)((v & ~VIRTIO_STATUS_NEEDS_RESET) |
-			       (vp->status & VIRTIO_STATUS_NEEDS_RESET));
-	if ((newly & VIRTIO_STATUS_DRIVER_OK) && vp->p.ops->driver_ok != NULL)
+	vp->status = (uint8_t)((v & ~VIRTIO_CONFIG_S_NEEDS_RESET) |
+			       (vp->status & VIRTIO_CONFIG_S_NEEDS_RESET));
+	if ((newly & VIRTIO_CONFIG_S_DRIVER_OK) && vp->p.ops->driver_ok != NULL)
 		vp->p.ops->driver_ok(vp->p.be);
 }
 
@@ -227,12 +214,12 @@ static void enable_queue(struct virtio_pci *vp, unsigned int q)
 {
 	struct virtio_pci_queue *vq = &vp->q[q];
 
-	if (vq->enabled || !(vp->status & VIRTIO_STATUS_FEATURES_OK) ||
-	    (vp->status & VIRTIO_STATUS_NEEDS_RESET))
+	if (vq->enabled || !(vp->status & VIRTIO_CONFIG_S_FEATURES_OK) ||
+	    (vp->status & VIRTIO_CONFIG_S_NEEDS_RESET))
 		return;
 	/* Split ring alignment (virtio 1.x, 2.7): 16, 2 and 4 bytes. */
 	if ((vq->desc & 15) || (vq->driver & 1) || (vq->device & 3)) {
-		vp->status |= VIRTIO_STATUS_NEEDS_RESET;
+		vp->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 		return;
 	}
 	vq->enabled = true;
@@ -252,7 +239,7 @@ static void enable_queue(struct virtio_pci *vp, unsigned int q)
 		.kick_fd = vq->kick_fd, .call_fd = vq->call_fd,
 	};
 	if (vp->p.ops->queue_start(vp->p.be, &info) != 0)
-		vp->status |= VIRTIO_STATUS_NEEDS_RESET;
+		vp->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 }
 
 /* Writes to a 64-bit ring address, whole or one 32-bit half. */
@@ -350,7 +337,7 @@ static void common_write(struct virtio_pci *vp, unsigned int off, unsigned int l
 		return;
 	case VIRTIO_PCI_COMMON_GF:
 		/* Fixed once FEATURES_OK is set; only bits 0..63 exist. */
-		if ((vp->status & VIRTIO_STATUS_FEATURES_OK) || vp->driver_feature_select > 1)
+		if ((vp->status & VIRTIO_CONFIG_S_FEATURES_OK) || vp->driver_feature_select > 1)
 			return;
 		set_addr(&vp->driver_features, vp->driver_feature_select, 4, v);
 		return;
@@ -461,19 +448,22 @@ static const struct pci_device_ops virtio_pci_ops = {
 	.bar_moved = bar_moved,
 };
 
-static int add_cap(struct virtio_pci *vp, uint8_t type, uint32_t off, uint32_t len,
-		   unsigned int cap_len)
+/* One virtio vendor capability (virtio 1.x, 4.1.4) pointing into BAR 0. */
+static int add_cap(struct virtio_pci *vp, uint8_t type, uint32_t off, uint32_t len)
 {
+	bool notify = type == VIRTIO_PCI_CAP_NOTIFY_CFG;
+	uint8_t cap_len = notify ? sizeof(struct virtio_pci_notify_cap) : sizeof(struct virtio_pci_cap);
 	unsigned int c = pci_device_add_cap(&vp->pci, PCI_CAP_ID_VNDR, cap_len);
 	if (c == 0)
 		return -1;
-	vp->pci.cfg[c + 2] = (uint8_t)cap_len;
-	vp->pci.cfg[c + VIRTIO_CAP_CFG_TYPE] = type;
-	vp->pci.cfg[c + VIRTIO_CAP_BAR] = VIRTIO_PCI_BAR;
-	pci_cfg_set32(&vp->pci, c + VIRTIO_CAP_OFFSET, off);
-	pci_cfg_set32(&vp->pci, c + VIRTIO_CAP_LENGTH, len);
-	if (type == VIRTIO_PCI_CAP_NOTIFY_CFG)
-		pci_cfg_set32(&vp->pci, c + VIRTIO_CAP_NOTIFY_MULT, VIRTIO_PCI_NOTIFY_MULTIPLIER);
+	vp->pci.cfg[c + VIRTIO_PCI_CAP_LEN] = cap_len;
+	vp->pci.cfg[c + VIRTIO_PCI_CAP_CFG_TYPE] = type;
+	vp->pci.cfg[c + VIRTIO_PCI_CAP_BAR] = VIRTIO_PCI_BAR;
+	pci_cfg_set32(&vp->pci, c + VIRTIO_PCI_CAP_OFFSET, off);
+	pci_cfg_set32(&vp->pci, c + VIRTIO_PCI_CAP_LENGTH, len);
+	if (notify)
+		pci_cfg_set32(&vp->pci, c + offsetof(struct virtio_pci_notify_cap, notify_off_multiplier),
+			      VIRTIO_PCI_NOTIFY_MULTIPLIER);
 	return 0;
 }
 
@@ -530,15 +520,13 @@ int virtio_pci_init(struct virtio_pci *vp, struct pci_bus *bus,
 	if (!bad)
 		pci_msix_set_ops(&vp->msix, &msix_ops, vp);
 	bad = bad || add_cap(vp, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_OFF,
-			     VIRTIO_PCI_COMMON_LEN, VIRTIO_CAP_LEN) != 0;
-	bad = bad || add_cap(vp, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF, 1,
-			     VIRTIO_CAP_LEN) != 0;
+			     VIRTIO_PCI_COMMON_LEN) != 0;
+	bad = bad || add_cap(vp, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF, 1) != 0;
 	bad = bad || add_cap(vp, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_NOTIFY_OFF,
-			     p->nr_queues * VIRTIO_PCI_NOTIFY_MULTIPLIER,
-			     VIRTIO_NOTIFY_CAP_LEN) != 0;
+			     p->nr_queues * VIRTIO_PCI_NOTIFY_MULTIPLIER) != 0;
 	if (!bad && p->config_size > 0)
 		bad = add_cap(vp, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_DEVICE_OFF,
-			      p->config_size, VIRTIO_CAP_LEN) != 0;
+			      p->config_size) != 0;
 	if (bad) {
 		snprintf(err, errlen, "virtio-pci: cannot lay out BARs, MSI-X or capabilities");
 		virtio_pci_close(vp);

@@ -25,6 +25,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The modern transport only: no legacy I/O-port register names. */
+#define VIRTIO_PCI_NO_LEGACY
+#include <linux/virtio_config.h>
+#include <linux/virtio_pci.h>
+
+/* virtio 1.1 (6.3.2); newer uapi headers than Debian 12's have it. */
+#ifndef VIRTIO_F_NOTIFICATION_DATA
+#define VIRTIO_F_NOTIFICATION_DATA 38
+#endif
+
 #include "pci.h"
 #include "pci_msix.h"
 
@@ -47,36 +57,6 @@
 #define VIRTIO_PCI_MSIX_BAR 2
 #define VIRTIO_PCI_MSIX_BAR_SIZE 0x1000
 #define VIRTIO_PCI_MSIX_PBA_OFF 0x800
-
-/* struct virtio_pci_common_cfg offsets (virtio 1.x, 4.1.4.3) */
-#define VIRTIO_PCI_COMMON_DFSELECT 0x00
-#define VIRTIO_PCI_COMMON_DF 0x04
-#define VIRTIO_PCI_COMMON_GFSELECT 0x08
-#define VIRTIO_PCI_COMMON_GF 0x0c
-#define VIRTIO_PCI_COMMON_MSIX 0x10
-#define VIRTIO_PCI_COMMON_NUMQ 0x12
-#define VIRTIO_PCI_COMMON_STATUS 0x14
-#define VIRTIO_PCI_COMMON_CFGGENERATION 0x15
-#define VIRTIO_PCI_COMMON_Q_SELECT 0x16
-#define VIRTIO_PCI_COMMON_Q_SIZE 0x18
-#define VIRTIO_PCI_COMMON_Q_MSIX 0x1a
-#define VIRTIO_PCI_COMMON_Q_ENABLE 0x1c
-#define VIRTIO_PCI_COMMON_Q_NOFF 0x1e
-#define VIRTIO_PCI_COMMON_Q_DESCLO 0x20
-#define VIRTIO_PCI_COMMON_Q_AVAILLO 0x28
-#define VIRTIO_PCI_COMMON_Q_USEDLO 0x30
-
-/* Device status bits */
-#define VIRTIO_STATUS_ACKNOWLEDGE 0x01
-#define VIRTIO_STATUS_DRIVER 0x02
-#define VIRTIO_STATUS_DRIVER_OK 0x04
-#define VIRTIO_STATUS_FEATURES_OK 0x08
-#define VIRTIO_STATUS_NEEDS_RESET 0x40
-#define VIRTIO_STATUS_FAILED 0x80
-
-#define VIRTIO_F_VERSION_1 (1ULL << 32)
-#define VIRTIO_F_NOTIFICATION_DATA (1ULL << 38)
-#define VIRTIO_F_RING_RESET (1ULL << 40)
 
 /* What a back end gets when the driver enables a queue. */
 struct virtio_pci_queue_info {

@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="
 gcc make pkg-config meson ninja-build python3 openssl
-libseccomp-dev libcmocka-dev libssl-dev
+libseccomp-dev libcmocka-dev libssl-dev linux-libc-dev
 qemu-utils nbdkit e2fsprogs
 clang libclang-rt-14-dev
 qemu-system-x86

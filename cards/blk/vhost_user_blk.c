@@ -30,6 +30,7 @@ struct vub_worker {
 	struct vub_queue *q;
 	pthread_t thread;
 	struct vq_req req;
+	struct vblk_req_hdr hdr;
 };
 
 /* A request handed to an asynchronous backend (vblk_submit). */
@@ -181,13 +182,14 @@ static void aio_complete(struct vblk_aio *a, uint32_t used)
 static void worker_serve(struct vub_worker *w)
 {
 	struct vub_queue *q = w->q;
+	vblk_parse(&w->req, &w->hdr);
 	struct vub_aio *x = aio_get(q);
 	if (x != NULL) {
 		/* Handed down, this thread is back at the ring at once: no
 		 * need to wake another one to watch it. */
 		x->head = w->req.head;
 		pthread_mutex_unlock(&q->lock);
-		bool taken = vblk_submit(&q->dev->blk, &w->req, &x->a);
+		bool taken = vblk_submit(&q->dev->blk, &w->req, &w->hdr, &x->a);
 		pthread_mutex_lock(&q->lock);
 		if (taken)
 			return;
@@ -197,7 +199,7 @@ static void worker_serve(struct vub_worker *w)
 	if (!q->have_leader && q->idle > 0)
 		pthread_cond_signal(&q->work_cv);
 	pthread_mutex_unlock(&q->lock);
-	uint32_t len = vblk_handle(&q->dev->blk, &w->req, NULL);
+	uint32_t len = vblk_handle(&q->dev->blk, &w->req, &w->hdr, NULL);
 	pthread_mutex_lock(&q->lock);
 	vq_push(&q->vq, w->req.head, len);
 	if (vq_should_notify(&q->vq)) {

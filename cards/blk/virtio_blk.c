@@ -186,7 +186,7 @@ static uint8_t do_discard(const struct vblk *dev, struct stream *rd,
 	const struct blk_backend_ops *ops = dev->be->ops;
 	int (*op)(void *, uint64_t, uint64_t) =
 		type == VIRTIO_BLK_T_DISCARD ? ops->discard : ops->write_zeroes;
-	uint32_t allowed = type == VIRTIO_BLK_T_DISCARD ? 0 : VIRTIO_BLK_WZ_F_UNMAP;
+	uint32_t allowed = type == VIRTIO_BLK_T_DISCARD ? 0 : VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
 	struct virtio_blk_discard_write_zeroes seg[VBLK_MAX_DISCARD_SEG];
 	uint64_t off[VBLK_MAX_DISCARD_SEG];
 
@@ -223,35 +223,52 @@ static uint8_t do_discard(const struct vblk *dev, struct stream *rd,
 	return VIRTIO_BLK_S_OK;
 }
 
-uint32_t vblk_handle(const struct vblk *dev, const struct vq_req *req,
-		     uint8_t *status_out)
+void vblk_parse(const struct vq_req *req, struct vblk_req_hdr *h)
 {
-	const struct vq_seg *wseg = &req->seg[req->nout];
+	struct virtio_blk_outhdr raw;
+
+	memset(h, 0, sizeof(*h));
+	/* A good chain's status byte ends its last (writable) segment. */
+	if (req->bad || req->status == NULL || req->nin == 0)
+		return;
+	uint64_t out_len = seg_total(req->seg, req->nout);
+	if (out_len < sizeof(raw))
+		return;
+	struct stream rd = { .seg = req->seg, .n = req->nout };
+	stream_copy(&rd, &raw, sizeof(raw), false);
+	h->type = le32toh(raw.type);
+	h->sector = le64toh(raw.sector);
+	h->out_len = out_len - sizeof(raw);
+	h->in_len = seg_total(&req->seg[req->nout], req->nin) - 1;
+	h->ok = true;
+}
+
+uint32_t vblk_serve(const struct vblk *dev, const struct vq_req *req, uint8_t *status)
+{
+	struct vblk_req_hdr h;
+	vblk_parse(req, &h);
+	return vblk_handle(dev, req, &h, status);
+}
+
+uint32_t vblk_handle(const struct vblk *dev, const struct vq_req *req,
+		     const struct vblk_req_hdr *h, uint8_t *status_out)
+{
 	uint8_t *status_ptr = req->status;
 	uint8_t status = VIRTIO_BLK_S_IOERR;
 	uint32_t used = 0;
 
-	/* A good chain's status byte ends its last (writable) segment. */
-	if (req->bad || status_ptr == NULL || req->nin == 0)
+	if (!h->ok)
 		goto done;
 
-	uint64_t out_len = seg_total(req->seg, req->nout);
-	uint64_t in_len = seg_total(wseg, req->nin) - 1; /* minus status */
+	uint64_t out_len = h->out_len, in_len = h->in_len;
 	struct stream rd = { .seg = req->seg, .n = req->nout };
-	struct stream wr = { .seg = wseg, .n = req->nin };
-	struct virtio_blk_outhdr h;
+	struct stream wr = { .seg = &req->seg[req->nout], .n = req->nin };
 	uint64_t off;
 
-	if (out_len < sizeof(h))
-		goto done;
-	stream_copy(&rd, &h, sizeof(h), false);
-	h.type = le32toh(h.type);
-	h.sector = le64toh(h.sector);
-	out_len -= sizeof(h);
-
-	switch (h.type) {
+	advance(&rd, sizeof(struct virtio_blk_outhdr));
+	switch (h->type) {
 	case VIRTIO_BLK_T_IN:
-		if (out_len != 0 || check_range(dev, h.sector, in_len, &off) != 0)
+		if (out_len != 0 || check_range(dev, h->sector, in_len, &off) != 0)
 			break;
 		if (xfer(dev, &wr, off, in_len, true) == 0) {
 			status = VIRTIO_BLK_S_OK;
@@ -259,7 +276,7 @@ uint32_t vblk_handle(const struct vblk *dev, const struct vq_req *req,
 		}
 		break;
 	case VIRTIO_BLK_T_OUT:
-		if (in_len != 0 || check_range(dev, h.sector, out_len, &off) != 0)
+		if (in_len != 0 || check_range(dev, h->sector, out_len, &off) != 0)
 			break;
 		if (xfer(dev, &rd, off, out_len, false) == 0)
 			status = VIRTIO_BLK_S_OK;
@@ -289,7 +306,7 @@ uint32_t vblk_handle(const struct vblk *dev, const struct vq_req *req,
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		if (in_len != 0)
 			break;
-		status = do_discard(dev, &rd, out_len, h.type);
+		status = do_discard(dev, &rd, out_len, h->type);
 		break;
 	default:
 		status = VIRTIO_BLK_S_UNSUPP;
@@ -351,18 +368,16 @@ static unsigned int aio_data_segs(const struct vblk *dev, const struct vq_req *r
 	return n;
 }
 
-bool vblk_submit(const struct vblk *dev, const struct vq_req *req, struct vblk_aio *a)
+bool vblk_submit(const struct vblk *dev, const struct vq_req *req,
+		 const struct vblk_req_hdr *h, struct vblk_aio *a)
 {
 	const struct blk_backend *be = dev->be;
-	struct virtio_blk_outhdr h;
 	const struct vq_seg *data;
 	uint64_t off;
 
-	if (be->ops->submit == NULL || dev->be_lock != NULL || req->bad || req->status == NULL ||
-	    req->nout < 1 || req->seg[0].len != sizeof(h))
+	if (be->ops->submit == NULL || dev->be_lock != NULL || !h->ok)
 		return false;
-	memcpy(&h, req->seg[0].ptr, sizeof(h));
-	uint32_t type = le32toh(h.type);
+	uint32_t type = h->type;
 	if (type != VIRTIO_BLK_T_IN && type != VIRTIO_BLK_T_OUT)
 		return false;
 	bool write = type == VIRTIO_BLK_T_OUT;
@@ -372,7 +387,7 @@ bool vblk_submit(const struct vblk *dev, const struct vq_req *req, struct vblk_a
 	uint64_t total = seg_total(data, n);
 	if (total > VBLK_AIO_MAX_BYTES)
 		return false;
-	if (check_range(dev, le64toh(h.sector), total, &off) != 0)
+	if (check_range(dev, h->sector, total, &off) != 0)
 		return false; /* vblk_handle answers it (IOERR) */
 
 	a->pending = n + 1; /* the submitter's reference: complete() not before the loop ends */

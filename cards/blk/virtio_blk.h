@@ -20,12 +20,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+
 #include "blk_backend.h"
 #include "virtqueue.h"
-
-#include "flint/virtio_blk_abi.h"
-
-#define VIRTIO_F_VERSION_1 32 /* bit number */
 
 #define VBLK_MAX_QUEUES 16
 #define VBLK_MAX_DISCARD_SECTORS (1u << 22) /* 2 GiB per segment */
@@ -53,12 +52,32 @@ uint64_t vblk_features(const struct vblk *dev);
 void vblk_config(const struct vblk *dev, struct virtio_blk_config *cfg);
 
 /*
- * Serve one popped chain: do the I/O, write the status byte when there is a
- * writable one, and return the used length (bytes written to the chain) for
- * vq_push().  *status (may be NULL) receives the status for tests.
+ * A request's header and shape, read from the guest once: the guest may
+ * rewrite its buffers at any time, so vblk_submit() and vblk_handle() act
+ * on this copy and never read the header again.
+ */
+struct vblk_req_hdr {
+	bool ok;          /* a status byte ends the chain and the header is whole */
+	uint32_t type;    /* host byte order */
+	uint64_t sector;
+	uint64_t out_len; /* device-readable bytes after the header */
+	uint64_t in_len;  /* device-writable bytes before the status byte */
+};
+
+/* Read a popped chain's header (any descriptor split) into *h. */
+void vblk_parse(const struct vq_req *req, struct vblk_req_hdr *h);
+
+/*
+ * Serve one popped chain parsed into *h: do the I/O, write the status byte
+ * when there is a writable one, and return the used length (bytes written
+ * to the chain) for vq_push().  *status (may be NULL) receives the status
+ * for tests.
  */
 uint32_t vblk_handle(const struct vblk *dev, const struct vq_req *req,
-		     uint8_t *status);
+		     const struct vblk_req_hdr *h, uint8_t *status);
+
+/* vblk_parse() then vblk_handle(): for callers without an asynchronous path. */
+uint32_t vblk_serve(const struct vblk *dev, const struct vq_req *req, uint8_t *status);
 
 /*
  * Asynchronous service of the common small reads and writes, over a backend
@@ -102,6 +121,7 @@ struct vblk_aio {
  * this returns); false: it does not fit the asynchronous path (any other
  * shape, type or a malformed chain), serve it with vblk_handle.
  */
-bool vblk_submit(const struct vblk *dev, const struct vq_req *req, struct vblk_aio *a);
+bool vblk_submit(const struct vblk *dev, const struct vq_req *req,
+		 const struct vblk_req_hdr *h, struct vblk_aio *a);
 
 #endif

@@ -43,7 +43,7 @@ int vq_init(struct vq *q, const struct gmm *mem, uint16_t num, bool indirect,
 }
 
 /* The single read of a descriptor from shared memory. */
-static void load_desc(struct virtq_desc *d, const struct virtq_desc *shared)
+static void load_desc(struct vring_desc *d, const struct vring_desc *shared)
 {
 	memcpy(d, shared, sizeof(*d));
 	d->addr = le64toh(d->addr);
@@ -53,9 +53,9 @@ static void load_desc(struct virtq_desc *d, const struct virtq_desc *shared)
 }
 
 static bool add_seg(const struct vq *q, struct vq_req *req,
-		    const struct virtq_desc *d)
+		    const struct vring_desc *d)
 {
-	bool writable = d->flags & VIRTQ_DESC_F_WRITE;
+	bool writable = d->flags & VRING_DESC_F_WRITE;
 	if (d->len == 0 || req->nout + req->nin >= VQ_MAX_SEGS)
 		return false;
 	if (!writable && req->nin > 0)
@@ -73,11 +73,11 @@ static bool add_seg(const struct vq *q, struct vq_req *req,
 
 /* Record one descriptor; after the first error only look for the chain's end. */
 static void visit(const struct vq *q, struct vq_req *req,
-		  const struct virtq_desc *d)
+		  const struct vring_desc *d)
 {
 	if (!req->bad && !add_seg(q, req, d))
 		req->bad = true;
-	if (!(d->flags & VIRTQ_DESC_F_NEXT) && (d->flags & VIRTQ_DESC_F_WRITE)) {
+	if (!(d->flags & VRING_DESC_F_NEXT) && (d->flags & VRING_DESC_F_WRITE)) {
 		uint8_t *p = gmm_ptr(q->mem, d->addr, d->len);
 		if (p != NULL)
 			req->status = p + d->len - 1;
@@ -85,34 +85,34 @@ static void visit(const struct vq *q, struct vq_req *req,
 }
 
 static void walk_indirect(const struct vq *q, struct vq_req *req,
-			  const struct virtq_desc *ind)
+			  const struct vring_desc *ind)
 {
-	if (!q->indirect || (ind->flags & VIRTQ_DESC_F_NEXT) ||
-	    ind->len == 0 || ind->len % sizeof(struct virtq_desc) != 0 ||
-	    ind->len / sizeof(struct virtq_desc) > VQ_MAX_SEGS) {
+	if (!q->indirect || (ind->flags & VRING_DESC_F_NEXT) ||
+	    ind->len == 0 || ind->len % sizeof(struct vring_desc) != 0 ||
+	    ind->len / sizeof(struct vring_desc) > VQ_MAX_SEGS) {
 		req->bad = true;
 		return;
 	}
-	const struct virtq_desc *tbl = gmm_ptr(q->mem, ind->addr, ind->len);
+	const struct vring_desc *tbl = gmm_ptr(q->mem, ind->addr, ind->len);
 	if (tbl == NULL) {
 		req->bad = true;
 		return;
 	}
-	unsigned int n = ind->len / sizeof(struct virtq_desc);
+	unsigned int n = ind->len / sizeof(struct vring_desc);
 	unsigned int i = 0;
 	for (unsigned int count = 0;; count++) {
-		struct virtq_desc d;
+		struct vring_desc d;
 		if (count >= n || i >= n) {
 			req->bad = true; /* loop, or next out of the table */
 			return;
 		}
 		load_desc(&d, &tbl[i]);
-		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+		if (d.flags & VRING_DESC_F_INDIRECT) {
 			req->bad = true; /* nested */
 			return;
 		}
 		visit(q, req, &d);
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+		if (!(d.flags & VRING_DESC_F_NEXT))
 			return;
 		i = d.next;
 	}
@@ -120,17 +120,17 @@ static void walk_indirect(const struct vq *q, struct vq_req *req,
 
 static void walk(const struct vq *q, struct vq_req *req)
 {
-	struct virtq_desc d;
+	struct vring_desc d;
 	unsigned int i = req->head;
 
 	load_desc(&d, &q->desc[i]);
-	if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+	if (d.flags & VRING_DESC_F_INDIRECT) {
 		walk_indirect(q, req, &d);
 		return;
 	}
 	for (unsigned int count = 1;; count++) {
 		visit(q, req, &d);
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+		if (!(d.flags & VRING_DESC_F_NEXT))
 			return;
 		i = d.next;
 		if (count >= q->num || i >= q->num) {
@@ -138,7 +138,7 @@ static void walk(const struct vq *q, struct vq_req *req)
 			return;
 		}
 		load_desc(&d, &q->desc[i]);
-		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+		if (d.flags & VRING_DESC_F_INDIRECT) {
 			req->bad = true; /* only the head may be indirect */
 			return;
 		}
@@ -183,7 +183,7 @@ int vq_pop(struct vq *q, struct vq_req *req)
 
 void vq_push(struct vq *q, uint16_t head, uint32_t len)
 {
-	struct virtq_used_elem *e = &q->used->ring[q->used_idx & (q->num - 1)];
+	struct vring_used_elem *e = &q->used->ring[q->used_idx & (q->num - 1)];
 	__atomic_store_n(&e->id, htole32(head), __ATOMIC_RELAXED);
 	__atomic_store_n(&e->len, htole32(len), __ATOMIC_RELAXED);
 	q->used_idx++;

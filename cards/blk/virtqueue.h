@@ -7,7 +7,7 @@
  *    VQ_MAX_SEGS in total, each descriptor copied to a local once;
  *  - every buffer is translated with gmm_ptr() over its whole length;
  *  - device-readable descriptors must all precede device-writable ones;
- *  - VIRTQ_DESC_F_INDIRECT (when negotiated) only on the head, without NEXT,
+ *  - VRING_DESC_F_INDIRECT (when negotiated) only on the head, without NEXT,
  *    with a table of 1..VQ_MAX_SEGS entries; no nesting.
  * A malformed chain still comes back from vq_pop() (req->bad set, with the
  * segments validated so far, and req->status if the chain has a writable
@@ -31,42 +31,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/virtio_ring.h>
+
 #include "guest_mem_map.h"
 
 #define VQ_MAX_SIZE 32768u
 #define VQ_MAX_SEGS 256u
-
-#define VIRTQ_DESC_F_NEXT 1u
-#define VIRTQ_DESC_F_WRITE 2u
-#define VIRTQ_DESC_F_INDIRECT 4u
-
-#define VIRTIO_RING_F_INDIRECT_DESC 28
-#define VIRTIO_RING_F_EVENT_IDX 29
-#define VRING_AVAIL_F_NO_INTERRUPT 1u
-
-struct virtq_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-struct virtq_avail {
-	uint16_t flags;
-	uint16_t idx;
-	uint16_t ring[];
-};
-
-struct virtq_used_elem {
-	uint32_t id;
-	uint32_t len;
-};
-
-struct virtq_used {
-	uint16_t flags;
-	uint16_t idx;
-	struct virtq_used_elem ring[];
-};
 
 struct vq_seg {
 	uint8_t *ptr;   /* host address of the whole buffer */
@@ -95,9 +65,9 @@ struct vq {
 	uint16_t signalled_used; /* used index at the last notification */
 	uint16_t last_avail;
 	uint16_t used_idx;
-	const struct virtq_desc *desc;
-	struct virtq_avail *avail;
-	struct virtq_used *used;
+	const struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
 	uint64_t avail_gpa, used_gpa;
 };
 

@@ -72,7 +72,7 @@ static int setup(void **state)
 	(void)state;
 	memset(&fk, 0, sizeof(fk));
 	memset(&be, 0, sizeof(be));
-	be.features = (1ULL << 9) | VIRTIO_F_NOTIFICATION_DATA; /* any bit, plus one we mask */
+	be.features = (1ULL << 9) | (1ULL << VIRTIO_F_NOTIFICATION_DATA); /* any bit, plus one we mask */
 	memcpy(be.config, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
 	pci_bus_init(&bus, -1, &fake_kvm_ops, &fk);
 	struct virtio_pci_params p = {
@@ -149,7 +149,7 @@ static void test_features(void **state)
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_DFSELECT), 4, 7);
 	assert_int_equal(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_DF), 4), 0);
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1,
-		   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+		   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	/* Without VERSION_1: FEATURES_OK does not stick. */
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_GF), 4, 1 << 9);
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, 0x0b);
@@ -167,7 +167,7 @@ static void test_features(void **state)
 	be.refuse = 0;
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, 0x0b);
 	assert_int_equal(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1), 0x0b);
-	assert_int_equal(be.accepted, VIRTIO_F_VERSION_1 | (1ULL << 9));
+	assert_int_equal(be.accepted, (1ULL << VIRTIO_F_VERSION_1) | (1ULL << 9));
 	assert_int_equal(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_GF), 4), 1);
 	/* Features are frozen after FEATURES_OK. */
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_GF), 4, 0);
@@ -589,11 +589,11 @@ static void test_queue_errors(void **state)
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_Q_ENABLE), 2, 1);
 	assert_int_equal(be.starts, 0);
 	assert_int_equal(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1),
-			 0x0b | VIRTIO_STATUS_NEEDS_RESET);
+			 0x0b | VIRTIO_CONFIG_S_NEEDS_RESET);
 	/* The driver cannot clear NEEDS_RESET; a reset can. */
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, 0x0f);
 	assert_true(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1) &
-		    VIRTIO_STATUS_NEEDS_RESET);
+		    VIRTIO_CONFIG_S_NEEDS_RESET);
 	mmio_write(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1, 0);
 	negotiate();
 	/* The back end failing to start a queue is NEEDS_RESET as well. */
@@ -602,7 +602,7 @@ static void test_queue_errors(void **state)
 	assert_int_equal(be.starts, 1);
 	assert_int_equal(be.last.call_fd, vp.q[0].call_fd); /* the card always gets it */
 	assert_true(mmio_read(&bus, COMMON(VIRTIO_PCI_COMMON_STATUS), 1) &
-		    VIRTIO_STATUS_NEEDS_RESET);
+		    VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 static void test_device_config_and_bounds(void **state)

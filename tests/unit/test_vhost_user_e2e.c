@@ -135,14 +135,14 @@ static uint8_t request(struct guest *g, unsigned int i, uint32_t type,
 	uint64_t data = 0x10000 + 0x10000ull * i;
 	struct virtio_blk_outhdr h = { type, 0, sector };
 	memcpy(gp(g, hdr), &h, sizeof(h));
-	struct virtq_desc *d = gp(g, q->desc);
-	d[0] = (struct virtq_desc){ hdr, 16, VIRTQ_DESC_F_NEXT, 1 };
-	d[1] = (struct virtq_desc){ data, len,
-		VIRTQ_DESC_F_NEXT | (data_writable ? VIRTQ_DESC_F_WRITE : 0), 2 };
-	d[2] = (struct virtq_desc){ st, 1, VIRTQ_DESC_F_WRITE, 0 };
+	struct vring_desc *d = gp(g, q->desc);
+	d[0] = (struct vring_desc){ hdr, 16, VRING_DESC_F_NEXT, 1 };
+	d[1] = (struct vring_desc){ data, len,
+		VRING_DESC_F_NEXT | (data_writable ? VRING_DESC_F_WRITE : 0), 2 };
+	d[2] = (struct vring_desc){ st, 1, VRING_DESC_F_WRITE, 0 };
 	*(uint8_t *)gp(g, st) = 0xff;
-	struct virtq_avail *a = gp(g, q->avail);
-	struct virtq_used *u = gp(g, q->used);
+	struct vring_avail *a = gp(g, q->avail);
+	struct vring_used *u = gp(g, q->used);
 	uint16_t used_before = u->idx;
 	a->ring[q->avail_idx % QN] = 0;
 	__atomic_store_n(&a->idx, ++q->avail_idx, __ATOMIC_RELEASE);
@@ -359,15 +359,15 @@ static const struct blk_backend_ops gate_ops = {
 static void post_flushes(struct guest *g, unsigned int n)
 {
 	struct ring *q = &g->q[0];
-	struct virtq_desc *d = gp(g, q->desc);
-	struct virtq_avail *a = gp(g, q->avail);
+	struct vring_desc *d = gp(g, q->desc);
+	struct vring_avail *a = gp(g, q->avail);
 	for (unsigned int k = 0; k < n; k++) {
 		uint64_t hdr = 0x8000 + 0x20 * k, st = 0x9000 + k;
 		struct virtio_blk_outhdr h = { VIRTIO_BLK_T_FLUSH, 0, 0 };
 		memcpy(gp(g, hdr), &h, sizeof(h));
 		*(uint8_t *)gp(g, st) = 0xff;
-		d[2 * k] = (struct virtq_desc){ hdr, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(2 * k + 1) };
-		d[2 * k + 1] = (struct virtq_desc){ st, 1, VIRTQ_DESC_F_WRITE, 0 };
+		d[2 * k] = (struct vring_desc){ hdr, 16, VRING_DESC_F_NEXT, (uint16_t)(2 * k + 1) };
+		d[2 * k + 1] = (struct vring_desc){ st, 1, VRING_DESC_F_WRITE, 0 };
 		a->ring[(q->avail_idx + k) % QN] = (uint16_t)(2 * k);
 	}
 	q->avail_idx = (uint16_t)(q->avail_idx + n);
@@ -421,7 +421,7 @@ static void inflight_end(struct card *s, struct guest *g, int fe, int mfd)
 /* Waits until the used index reaches want (hang limit 10 s). */
 static void wait_used(struct guest *g, uint16_t want)
 {
-	struct virtq_used *u = gp(g, g->q[0].used);
+	struct vring_used *u = gp(g, g->q[0].used);
 	for (int i = 0; i < 10000; i++) {
 		if (__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE) == want)
 			return;
@@ -474,7 +474,7 @@ static void test_requests_in_flight(void **state)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&gt.inside, __ATOMIC_ACQUIRE), 3);
 	assert_int_equal(vring_base_releasing(fe, release_later, &gt), 7);
-	struct virtq_used *u = gp(&g, g.q[0].used);
+	struct vring_used *u = gp(&g, g.q[0].used);
 	assert_int_equal(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 7);
 	inflight_end(&s, &g, fe, mfd);
 }
@@ -593,20 +593,20 @@ static const struct blk_backend_ops held_ops = {
 static void post_rw(struct guest *g, unsigned int n, uint32_t type)
 {
 	struct ring *q = &g->q[0];
-	struct virtq_desc *d = gp(g, q->desc);
-	struct virtq_avail *a = gp(g, q->avail);
-	uint16_t wr = type == VIRTIO_BLK_T_IN ? VIRTQ_DESC_F_WRITE : 0;
+	struct vring_desc *d = gp(g, q->desc);
+	struct vring_avail *a = gp(g, q->avail);
+	uint16_t wr = type == VIRTIO_BLK_T_IN ? VRING_DESC_F_WRITE : 0;
 	for (unsigned int k = 0; k < n; k++) {
 		uint64_t tbl = 0xa000 + 0x40 * k, hdr = 0xb000 + 0x20 * k, st = 0xc000 + k;
 		struct virtio_blk_outhdr h = { type, 0, 8 * k };
 		memcpy(gp(g, hdr), &h, sizeof(h));
 		*(uint8_t *)gp(g, st) = 0xff;
-		struct virtq_desc *t = gp(g, tbl);
-		t[0] = (struct virtq_desc){ hdr, 16, VIRTQ_DESC_F_NEXT, 1 };
-		t[1] = (struct virtq_desc){ 0x40000 + 0x1000ull * k, 4096,
-					    (uint16_t)(VIRTQ_DESC_F_NEXT | wr), 2 };
-		t[2] = (struct virtq_desc){ st, 1, VIRTQ_DESC_F_WRITE, 0 };
-		d[k] = (struct virtq_desc){ tbl, 48, VIRTQ_DESC_F_INDIRECT, 0 };
+		struct vring_desc *t = gp(g, tbl);
+		t[0] = (struct vring_desc){ hdr, 16, VRING_DESC_F_NEXT, 1 };
+		t[1] = (struct vring_desc){ 0x40000 + 0x1000ull * k, 4096,
+					    (uint16_t)(VRING_DESC_F_NEXT | wr), 2 };
+		t[2] = (struct vring_desc){ st, 1, VRING_DESC_F_WRITE, 0 };
+		d[k] = (struct vring_desc){ tbl, 48, VRING_DESC_F_INDIRECT, 0 };
 		a->ring[(q->avail_idx + k) % QN] = (uint16_t)k;
 	}
 	q->avail_idx = (uint16_t)(q->avail_idx + n);
@@ -635,7 +635,7 @@ static void test_async_backend(void **state)
 	held_wait(&h, 6);
 	held_set(&h, true);
 	wait_used(&g, 6);
-	struct virtq_used *u = gp(&g, g.q[0].used);
+	struct vring_used *u = gp(&g, g.q[0].used);
 	assert_int_equal(u->ring[0].id, 5); /* newest first: out of order */
 	for (unsigned int k = 0; k < 6; k++) {
 		assert_int_equal(*(uint8_t *)gp(&g, 0xc000 + k), VIRTIO_BLK_S_OK);

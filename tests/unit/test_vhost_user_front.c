@@ -74,10 +74,10 @@ static void test_card_session(void **state)
 	/* Features: device bits only, never the vhost-user bit 30. */
 	uint64_t feat = vuf_ops.get_features(&f);
 	assert_false(feat & (1ull << 30));
-	assert_false(feat & VIRTIO_F_VERSION_1);
+	assert_false(feat & (1ULL << VIRTIO_F_VERSION_1));
 	assert_true(feat & (1ull << 12)); /* VIRTIO_BLK_F_MQ */
-	assert_int_not_equal(vuf_ops.set_features(&f, (1ull << 40) | VIRTIO_F_VERSION_1), 0);
-	assert_int_equal(vuf_ops.set_features(&f, feat | VIRTIO_F_VERSION_1), 0);
+	assert_int_not_equal(vuf_ops.set_features(&f, (1ull << 40) | (1ULL << VIRTIO_F_VERSION_1)), 0);
+	assert_int_equal(vuf_ops.set_features(&f, feat | (1ULL << VIRTIO_F_VERSION_1)), 0);
 
 	assert_int_equal(drv_queue_start(&f, &gm, &q0, 0, 0x10000), 0);
 	assert_int_equal(drv_queue_start(&f, &gm, &q1, 1, 0x20000), 0);
@@ -98,7 +98,7 @@ static void test_card_session(void **state)
 	/* Reset stops both queues; the device can start again afterwards. */
 	vuf_ops.reset(&f);
 	assert_false(f.broken);
-	assert_int_equal(vuf_ops.set_features(&f, feat | VIRTIO_F_VERSION_1), 0);
+	assert_int_equal(vuf_ops.set_features(&f, feat | (1ULL << VIRTIO_F_VERSION_1)), 0);
 	assert_int_equal(drv_queue_start(&f, &gm, &q0, 0, 0x10000), 0);
 	memset(data + 4096, 0, 4096);
 	assert_int_equal(drv_request(&gm, &q0, DRV_T_IN, 3, DATA_GPA + 4096, 4096, 5000), 0);
@@ -111,7 +111,7 @@ static void test_card_session(void **state)
 	assert_int_not_equal(drv_queue_start(&f, &gm, &q0, 0, 0x10000), 0);
 	assert_true(f.broken);
 	assert_int_not_equal(drv_queue_start(&f, &gm, &q1, 1, 0x20000), 0);
-	assert_int_not_equal(vuf_ops.set_features(&f, feat | VIRTIO_F_VERSION_1), 0);
+	assert_int_not_equal(vuf_ops.set_features(&f, feat | (1ULL << VIRTIO_F_VERSION_1)), 0);
 	vuf_ops.get_config(&f, 0, (uint8_t *)&cap, 8);
 	assert_int_equal(cap, DISK / 512);
 	vuf_ops.reset(&f);
@@ -139,7 +139,7 @@ static void test_under_vcpu_seccomp(void **state)
 	assert_int_equal(guest_mem_create(&gm, RAM), 0);
 	int fe = card_start(&c, 1);
 	assert_int_equal(vuf_setup(&f, fe, "blk0", "socketpair", 1, &gm, err, sizeof(err)), 0);
-	assert_int_equal(vuf_ops.set_features(&f, vuf_ops.get_features(&f) | VIRTIO_F_VERSION_1), 0);
+	assert_int_equal(vuf_ops.set_features(&f, vuf_ops.get_features(&f) | (1ULL << VIRTIO_F_VERSION_1)), 0);
 	q0.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	q0.call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pid_t pid = fork();
@@ -269,8 +269,8 @@ static void expect_refused(uint64_t features, uint64_t protocol, unsigned int qu
 static void test_missing_features(void **state)
 {
 	(void)state;
-	const uint64_t base = VIRTIO_F_VERSION_1 | (1ull << 30);
-	expect_refused(VIRTIO_F_VERSION_1, 0, 1, "lacks VIRTIO_F_VERSION_1");
+	const uint64_t base = (1ULL << VIRTIO_F_VERSION_1) | (1ull << 30);
+	expect_refused((1ULL << VIRTIO_F_VERSION_1), 0, 1, "lacks VIRTIO_F_VERSION_1");
 	expect_refused(base, 1ull << 3, 1, "lacks protocol feature CONFIG");
 	expect_refused(base, 1ull << 9, 2, "lacks protocol feature MQ");
 	expect_refused(base, (1ull << 9) | 1, 2, "back end has 1 queues");

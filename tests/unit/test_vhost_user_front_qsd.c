@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)f.protocol_features);
 	if (cap != IMG_BYTES / 512 || nq != 2)
 		return fail("config");
-	if (vuf_ops.set_features(&f, feat | VIRTIO_F_VERSION_1) != 0)
+	if (vuf_ops.set_features(&f, feat | (1ULL << VIRTIO_F_VERSION_1)) != 0)
 		return fail("SET_FEATURES");
 	if (drv_queue_start(&f, &gm, &q0, 0, 0x10000) != 0 ||
 	    drv_queue_start(&f, &gm, &q1, 1, 0x20000) != 0)
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 	kill(qsd, SIGKILL);
 	waitpid(qsd, NULL, 0);
 	qsd = -1;
-	if (vuf_ops.set_features(&f, feat | VIRTIO_F_VERSION_1) == 0 &&
+	if (vuf_ops.set_features(&f, feat | (1ULL << VIRTIO_F_VERSION_1)) == 0 &&
 	    drv_queue_start(&f, &gm, &q0, 0, 0x10000) == 0)
 		return fail("start after qsd died");
 	if (!f.broken)
