@@ -47,7 +47,7 @@ void hv_config_usage(const char *prog)
 	       "  --cpus N          vCPUs, 1..%d (default 1)\n"
 	       "  --debug-exit      decode the test debug-exit port 0xf4\n"
 	       "  --log-level L     error, warn, info or debug (default info)\n"
-	       "  --blk socket=PATH[,queues=N]\n"
+	       "  --blk socket=PATH|fd=N[,queues=N]\n"
 	       "                    virtio-blk served by a vhost-user back end on the unix\n"
 	       "                    socket PATH (connected at start), N queues 1..%d\n"
 	       "                    (default 1); repeatable, at most %d\n"
@@ -132,13 +132,29 @@ static int parse_log_level(const char *s, int *out, char *err, size_t errlen)
 	return -1;
 }
 
+/* "N" for fd=N: a descriptor above stderr, at most 1023. */
+static int parse_blk_fd(const char *p, size_t len, int *fd)
+{
+	char num[8];
+	uint64_t v;
+	char *end;
+
+	if (len >= sizeof(num))
+		return -1;
+	snprintf(num, sizeof(num), "%.*s", (int)len, p);
+	if (parse_u64(num, &v, &end) != 0 || *end != '\0' || v < 3 || v > 1023)
+		return -1;
+	*fd = (int)v;
+	return 0;
+}
+
 /*
- * "socket=PATH[,queues=N]", keys in any order, each at most once.  PATH
- * cannot contain a comma.
+ * "socket=PATH|fd=N[,queues=N]", keys in any order, each at most once,
+ * exactly one of socket and fd.  PATH cannot contain a comma.
  */
 static int parse_blk(struct hv_config *cfg, const char *arg, char *err, size_t errlen)
 {
-	struct hv_blk_config b = { .queues = 1 };
+	struct hv_blk_config b = { .fd = -1, .queues = 1 };
 	bool have_socket = false, have_queues = false;
 	const char *p = arg;
 
@@ -162,6 +178,16 @@ static int parse_blk(struct hv_config *cfg, const char *arg, char *err, size_t e
 			memcpy(b.socket_path, p + 7, len - 7);
 			b.socket_path[len - 7] = '\0';
 			have_socket = true;
+		} else if (len > 3 && strncmp(p, "fd=", 3) == 0) {
+			if (b.fd >= 0) {
+				snprintf(err, errlen, "--blk %s: fd given twice", arg);
+				return -1;
+			}
+			if (parse_blk_fd(p + 3, len - 3, &b.fd) != 0) {
+				snprintf(err, errlen, "--blk: fd=%.*s is not a number in 3..1023",
+					 (int)(len - 3 > 20 ? 20 : len - 3), p + 3);
+				return -1;
+			}
 		} else if (len > 7 && strncmp(p, "queues=", 7) == 0) {
 			char num[24];
 			uint64_t v;
@@ -182,7 +208,7 @@ static int parse_blk(struct hv_config *cfg, const char *arg, char *err, size_t e
 			have_queues = true;
 		} else {
 			snprintf(err, errlen, "--blk: unknown or empty key '%.*s' "
-				 "(want socket=PATH[,queues=N])", (int)(len > 40 ? 40 : len), p);
+				 "(want socket=PATH|fd=N[,queues=N])", (int)(len > 40 ? 40 : len), p);
 			return -1;
 		}
 		p += len;
@@ -191,9 +217,15 @@ static int parse_blk(struct hv_config *cfg, const char *arg, char *err, size_t e
 			return -1;
 		}
 	}
-	if (!have_socket) {
-		snprintf(err, errlen, "--blk: socket=PATH is required");
+	if (have_socket == (b.fd >= 0)) {
+		snprintf(err, errlen, "--blk: exactly one of socket=PATH and fd=N is required");
 		return -1;
+	}
+	for (unsigned int i = 0; b.fd >= 0 && i < cfg->nr_blk; i++) {
+		if (cfg->blk[i].fd == b.fd) {
+			snprintf(err, errlen, "--blk fd=%d: given for two devices", b.fd);
+			return -1;
+		}
 	}
 	cfg->blk[cfg->nr_blk++] = b;
 	return 0;

@@ -15,9 +15,14 @@
 #define HV_BLK_QUEUES_MAX 16
 #define HV_BLK_PATH_MAX 107 /* sizeof(sun_path) - 1 */
 
-/* --blk socket=PATH[,queues=N]: a vhost-user-blk back end. */
+/*
+ * --blk socket=PATH|fd=N[,queues=N]: a vhost-user-blk back end, reached by
+ * connecting to PATH or over an inherited, connected socket N (the way the
+ * controller hands a card's channel down, HV-7).
+ */
 struct hv_blk_config {
-	char socket_path[HV_BLK_PATH_MAX + 1];
+	char socket_path[HV_BLK_PATH_MAX + 1]; /* "" with fd */
+	int fd;                                /* -1 with socket_path */
 	unsigned int queues;
 };
 

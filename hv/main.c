@@ -148,21 +148,46 @@ static int prepare_guest(const struct hv_config *cfg, struct guest_mem *gm,
 }
 
 /*
- * The process keeps stdin, stdout, stderr and what it opened itself; the
- * guest never reaches anything inherited by accident.
+ * The process keeps stdin, stdout, stderr, the --blk fd=N channels it was
+ * handed and what it opens itself; the guest never reaches anything
+ * inherited by accident.
  */
-static void close_inherited_fds(void)
+static void close_fd_range(unsigned int first, unsigned int last)
 {
-	if (close_range(3, ~0U, 0) != 0) {
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
+	if (first > last)
+		return;
+	if (close_range(first, last, 0) == 0)
+		return;
+	for (unsigned int fd = first; fd <= last && fd < 1024; fd++)
+		close((int)fd);
+}
+
+static void close_inherited_fds(const struct hv_config *cfg)
+{
+	int keep[HV_BLK_MAX];
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < cfg->nr_blk; i++) {
+		if (cfg->blk[i].fd < 0)
+			continue;
+		unsigned int j = n++;
+		for (; j > 0 && keep[j - 1] > cfg->blk[i].fd; j--)
+			keep[j] = keep[j - 1];
+		keep[j] = cfg->blk[i].fd;
 	}
+	unsigned int from = 3;
+	for (unsigned int i = 0; i < n; i++) {
+		close_fd_range(from, (unsigned int)keep[i] - 1);
+		from = (unsigned int)keep[i] + 1;
+	}
+	close_fd_range(from, ~0U);
 }
 
 /*
  * Connects to and negotiates with every --blk back end.  Like reading the
  * kernel file, this happens only at set-up: under seccomp flint-hv cannot
- * create a socket (later the controller passes connected fds, HV-7).
+ * create a socket.  With fd=N the channel is inherited already connected,
+ * as the controller will hand it down (HV-7).
  */
 static int open_blk_devices(const struct hv_config *cfg, struct vm *vm)
 {
@@ -174,9 +199,15 @@ static int open_blk_devices(const struct hv_config *cfg, struct vm *vm)
 			snprintf(err, sizeof(err), "--blk: out of memory");
 			return -1;
 		}
+		char where[HV_BLK_PATH_MAX + 1];
 		snprintf(label, sizeof(label), "blk%u", i);
-		int s = vuf_connect(b->socket_path, err, sizeof(err));
-		if (s < 0 || vuf_setup(f, s, label, b->socket_path, b->queues, &vm->mem,
+		if (b->fd >= 0)
+			snprintf(where, sizeof(where), "fd %d", b->fd);
+		else
+			snprintf(where, sizeof(where), "%s", b->socket_path);
+		int s = b->fd >= 0 ? vuf_adopt_fd(b->fd, err, sizeof(err))
+				   : vuf_connect(b->socket_path, err, sizeof(err));
+		if (s < 0 || vuf_setup(f, s, label, where, b->queues, &vm->mem,
 				       err, sizeof(err)) != 0) {
 			free(f);
 			return -1;
@@ -265,7 +296,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level((enum log_level)cfg.log_level);
-	close_inherited_fds();
+	close_inherited_fds(&cfg);
 
 	int rc = prepare_guest(&cfg, &vm.mem, &cpu);
 	if (rc != 0) {

@@ -64,6 +64,13 @@ struct vuf {
 int vuf_connect(const char *path, char *err, size_t errlen);
 
 /*
+ * Takes an inherited fd that must be a connected unix stream socket (the
+ * controller's socketpair end), marks it close-on-exec: fd, or -1 with a
+ * reason in err.
+ */
+int vuf_adopt_fd(int fd, char *err, size_t errlen);
+
+/*
  * Negotiates with the back end on the connected sock (owned by f from now
  * on; closed on failure) for nr_queues queues over guest RAM gm.  Every
  * reply is awaited at most VUF_TIMEOUT_MS.  0, or -1 with a one-line reason

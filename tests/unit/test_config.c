@@ -75,8 +75,16 @@ static void test_rejects(void **state)
 		{ { "--kernel", "k", "stray", NULL }, "unexpected argument" },
 		{ { "--kernel", "k", "--log-level", "loud", NULL }, "unknown level" },
 		{ { "--kernel", NULL }, "missing value" },
-		{ { "--kernel", "k", "--blk", "", NULL }, "socket=PATH is required" },
-		{ { "--kernel", "k", "--blk", "queues=2", NULL }, "socket=PATH is required" },
+		{ { "--kernel", "k", "--blk", "", NULL }, "exactly one of socket=PATH and fd=N" },
+		{ { "--kernel", "k", "--blk", "queues=2", NULL }, "exactly one of socket=PATH and fd=N" },
+		{ { "--kernel", "k", "--blk", "socket=/s,fd=5", NULL }, "exactly one of" },
+		{ { "--kernel", "k", "--blk", "fd=5,fd=6", NULL }, "fd given twice" },
+		{ { "--kernel", "k", "--blk", "fd=2", NULL }, "3..1023" },
+		{ { "--kernel", "k", "--blk", "fd=1024", NULL }, "3..1023" },
+		{ { "--kernel", "k", "--blk", "fd=5x", NULL }, "3..1023" },
+		{ { "--kernel", "k", "--blk", "fd=", NULL }, "unknown or empty key" },
+		{ { "--kernel", "k", "--blk", "fd=99999999999", NULL }, "3..1023" },
+		{ { "--kernel", "k", "--blk", "fd=7", "--blk", "fd=7", NULL }, "two devices" },
 		{ { "--kernel", "k", "--blk", "socket=", NULL }, "unknown or empty key" },
 		{ { "--kernel", "k", "--blk", "path=/s", NULL }, "unknown or empty key" },
 		{ { "--kernel", "k", "--blk", "socket=/s,", NULL }, "trailing comma" },
@@ -126,6 +134,15 @@ static void test_blk(void **state)
 	assert_int_equal(c.blk[0].queues, 1);
 	assert_string_equal(c.blk[1].socket_path, "/b");
 	assert_int_equal(c.blk[1].queues, 16);
+	assert_int_equal(c.blk[0].fd, -1);
+
+	const char *fds[] = { "--kernel", "k", "--blk", "fd=9,queues=2", "--blk", "fd=12", NULL };
+	assert_int_equal(parse(&c, err, sizeof(err), fds), 0);
+	assert_int_equal(c.nr_blk, 2);
+	assert_int_equal(c.blk[0].fd, 9);
+	assert_int_equal(c.blk[0].queues, 2);
+	assert_string_equal(c.blk[0].socket_path, "");
+	assert_int_equal(c.blk[1].fd, 12);
 
 	/* At most HV_BLK_MAX devices. */
 	const char *many[4 + 2 * (HV_BLK_MAX + 1)];
