@@ -164,7 +164,12 @@ static void aio_put(struct vub_queue *q, struct vub_aio *x)
 		pthread_cond_broadcast(&q->aio_idle);
 }
 
-/* The backend finished a request (any thread): used ring, then interrupt. */
+/*
+ * The backend finished a request (any thread): used ring, then interrupt.
+ * The request stays counted in flight until the interrupt is out: a queue
+ * being stopped (and perhaps freed) waits for that count, so the count is
+ * the last thing this touches.
+ */
 static void aio_complete(struct vblk_aio *a, uint32_t used)
 {
 	struct vub_aio *x = (struct vub_aio *)a;
@@ -172,10 +177,16 @@ static void aio_complete(struct vblk_aio *a, uint32_t used)
 	pthread_mutex_lock(&q->lock);
 	vq_push(&q->vq, x->head, used);
 	bool notify = vq_should_notify(&q->vq);
+	if (!notify) {
+		aio_put(q, x);
+		pthread_mutex_unlock(&q->lock);
+		return;
+	}
+	pthread_mutex_unlock(&q->lock);
+	queue_notify(q);
+	pthread_mutex_lock(&q->lock);
 	aio_put(q, x);
 	pthread_mutex_unlock(&q->lock);
-	if (notify)
-		queue_notify(q);
 }
 
 /* Serves one popped request and completes it; called and returns locked. */

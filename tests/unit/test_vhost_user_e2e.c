@@ -5,12 +5,14 @@
  * malformed request, failure acks, and malformed messages that must end
  * the connection cleanly (vub_serve returns -EPROTO, no crash).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -33,6 +35,29 @@
 #define UVA 0x7f0000000000ull /* the "front end's" address of guest RAM */
 #define QN 8
 #define DISK (4 * 1024 * 1024)
+
+/*
+ * The window between a completion's last step and the card's teardown is
+ * a few instructions wide.  To hit it every time, pthread_mutex_lock is
+ * interposed: on a thread that sets lock_trap_at, the lock call of that
+ * number (1, 2, ...) first sleeps 300 ms; lock_trap_count counts the lock
+ * calls such a thread got through.  Every other thread and call passes straight
+ * through.
+ */
+static __thread int lock_trap_at;
+static __thread int lock_trap_seen;
+static atomic_int lock_trap_count;
+static int (*real_mutex_lock)(pthread_mutex_t *);
+
+int pthread_mutex_lock(pthread_mutex_t *m)
+{
+	if (lock_trap_at > 0 && ++lock_trap_seen == lock_trap_at)
+		usleep(300000);
+	int r = real_mutex_lock(m);
+	if (lock_trap_at > 0)
+		atomic_fetch_add(&lock_trap_count, 1);
+	return r;
+}
 
 static int start(struct card *s)
 {
@@ -511,6 +536,8 @@ struct held {
 	struct blk_aio *q[64];
 	unsigned int n, max_held;
 	bool release, stop;
+	bool trap;             /* completions run with the lock trap set at 2 */
+	unsigned int completing; /* done() calls running */
 	uint8_t disk[DISK];
 	pthread_t thread;
 };
@@ -529,9 +556,16 @@ static void *held_main(void *arg)
 			memcpy(h->disk + io->offset, io->buf, io->len);
 		else
 			memcpy(io->buf, h->disk + io->offset, io->len);
+		bool trap = h->trap;
+		h->completing++;
 		pthread_mutex_unlock(&h->lock);
+		lock_trap_at = trap ? 2 : 0;
+		lock_trap_seen = 0;
 		io->done(io, 0);
+		lock_trap_at = 0;
 		pthread_mutex_lock(&h->lock);
+		h->completing--;
+		pthread_cond_broadcast(&h->cv);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return NULL;
@@ -669,14 +703,80 @@ static void test_async_backend(void **state)
 	pthread_join(h.thread, NULL);
 }
 
+static void held_start(struct held *h)
+{
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	assert_int_equal(pthread_create(&h->thread, NULL, held_main, h), 0);
+}
+
+static void held_end(struct held *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL);
+}
+
+/*
+ * The front end hangs up while a request is held below; the backend
+ * completes it afterwards, slowly (the lock trap delays its second lock,
+ * the one after the request's own bookkeeping).  The card must not finish
+ * its teardown (and free the queue) while that completion still runs in
+ * it: before the fix, vub_serve returned while the completion was asleep
+ * in the trap, which then locked the freed call_lock (ASan:
+ * heap-use-after-free in queue_notify).
+ */
+static void test_disconnect_with_completion_in_flight(void **state)
+{
+	(void)state;
+	static struct held h;
+	held_start(&h);
+	struct card s = { .be = { &held_ops, &h, DISK, 512 } };
+	struct guest g = { 0 };
+	int mfd;
+	int fe = inflight_session(&s, &g, &mfd, 1);
+
+	post_rw(&g, 1, VIRTIO_BLK_T_OUT);
+	held_wait(&h, 1);
+	close(fe); /* the card starts tearing down, waiting for the request */
+	usleep(100000);
+	atomic_store(&lock_trap_count, 0);
+	pthread_mutex_lock(&h.lock);
+	h.trap = true;
+	h.release = true;
+	pthread_cond_broadcast(&h.cv);
+	pthread_mutex_unlock(&h.lock);
+	assert_int_equal(card_join(&s), 0);
+	int locks_when_gone = atomic_load(&lock_trap_count);
+	pthread_mutex_lock(&h.lock);
+	while (h.n > 0 || h.completing > 0)
+		pthread_cond_wait(&h.cv, &h.lock);
+	pthread_mutex_unlock(&h.lock);
+	print_message("completion locks: %d when the card was gone, %d in all\n", locks_when_gone, atomic_load(&lock_trap_count));
+	/* Every lock the completion took in the card came before the card was gone. */
+	assert_int_equal(locks_when_gone, atomic_load(&lock_trap_count));
+	held_end(&h);
+	close(g.q[0].kick);
+	close(g.q[0].call);
+	munmap(g.mem, MEMSZ);
+	close(mfd);
+}
+
 int main(void)
 {
+	real_mutex_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_lock");
+	if (real_mutex_lock == NULL)
+		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_session),
 		cmocka_unit_test(test_malformed_messages),
 		cmocka_unit_test(test_requests_in_flight),
 		cmocka_unit_test(test_iodepth_one),
 		cmocka_unit_test(test_async_backend),
+		cmocka_unit_test(test_disconnect_with_completion_in_flight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
