@@ -50,6 +50,18 @@ struct blk_backend_ops {
 	 * for the I/O itself.  The same checks as read/write apply.
 	 */
 	int (*submit)(void *ctx, struct blk_aio *io);
+	/*
+	 * Optional (NULL: every request ends on its own, in bounded time, as
+	 * on a local store).  set_abort(ctx, true): every request in progress
+	 * gives up now (read, write... return -EIO, submitted ones complete
+	 * with -EIO, possibly on the calling thread before this returns) and
+	 * its buffer is never touched again, even when the storage answers
+	 * late; new requests fail at once with -EIO until
+	 * set_abort(ctx, false).  Requests that succeeded keep every
+	 * durability promise.  Any thread, any time.  The card calls it when
+	 * a queue must stop and storage has stalled past the grace period.
+	 */
+	void (*set_abort)(void *ctx, bool on);
 };
 
 struct blk_backend {

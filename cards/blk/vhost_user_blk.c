@@ -7,10 +7,12 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guest_mem_map.h"
 #include "log.h"
+#include "log_limit.h"
 #include "vhost_user_msg.h"
 #include "virtio_blk.h"
 #include "virtqueue.h"
@@ -21,6 +23,14 @@
 
 #define VUB_MAX_IODEPTH 64
 #define VUB_AIO_MAX 64 /* asynchronous requests in flight per queue */
+/*
+ * How long a stopping queue lets its requests in flight finish on their
+ * own before it has the backend abandon them (they complete with
+ * VIRTIO_BLK_S_IOERR).  The front end's budget for the answer to
+ * GET_VRING_BASE (flint-hv: VUF_STOP_TIMEOUT_MS, 5 s) covers this plus
+ * the abandoning, even in the nested lab; see docs/architecture.md.
+ */
+#define VUB_STOP_GRACE_MS 1000
 
 struct vub;
 struct vub_queue;
@@ -74,13 +84,16 @@ struct vub_queue {
 	/*
 	 * Over a backend with submit, a worker hands a request down and takes
 	 * the next one; the backend's completion pushes it to the used ring.
-	 * `aio_free`, `aio_inflight` are under `lock`; stopping the queue
-	 * waits on `aio_idle` until nothing is in flight.
+	 * `aio_free`, `aio_inflight`, `live` are under `lock`; stopping the
+	 * queue waits on `aio_idle` until no worker thread is left and
+	 * nothing is in flight.
 	 */
 	struct vub_aio *aio;
 	int aio_free;
 	unsigned int aio_inflight;
+	unsigned int live;     /* worker threads not yet finished */
 	pthread_cond_t aio_idle;
+	struct log_limit stall_log;
 	struct vq vq;
 };
 
@@ -250,11 +263,66 @@ static void *worker_thread(void *arg)
 			pthread_cond_broadcast(&q->work_cv);
 		}
 	}
+	if (--q->live == 0)
+		pthread_cond_broadcast(&q->aio_idle);
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
 }
 
-/* Stops the threads (requests in flight complete first) and frees them. */
+/*
+ * Waits until no worker thread is left and nothing handed down is in
+ * flight, for at most timeout_ms (< 0: as long as it takes).  Whether it
+ * got there.
+ */
+static bool queue_wait_quiet(struct vub_queue *q, int timeout_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&q->lock);
+	while (q->live > 0 || q->aio_inflight > 0) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&q->aio_idle, &q->lock);
+		else if (pthread_cond_timedwait(&q->aio_idle, &q->lock, &until) == ETIMEDOUT)
+			break;
+	}
+	bool quiet = q->live == 0 && q->aio_inflight == 0;
+	pthread_mutex_unlock(&q->lock);
+	return quiet;
+}
+
+/*
+ * The grace period is over and requests are still in flight: storage has
+ * stalled.  The backend abandons them (each completes with IOERR on the
+ * used ring now, before the stop is answered, and its late answer never
+ * reaches guest memory); the abort covers the whole backend for that
+ * moment, so other queues' requests in flight then fail too.  A backend
+ * without set_abort is a local one, bounded on its own: waited for.
+ */
+static void queue_abandon_in_flight(struct vub_queue *q)
+{
+	const struct blk_backend *be = q->dev->blk.be;
+	log_limited(&q->stall_log, LOG_WARN, "vub: queue %u: requests in flight %u ms after "
+		    "the stop began: storage stalled, failing them", q->idx, VUB_STOP_GRACE_MS);
+	if (be->ops->set_abort == NULL) {
+		queue_wait_quiet(q, -1);
+		return;
+	}
+	be->ops->set_abort(be->ctx, true);
+	queue_wait_quiet(q, -1);
+	be->ops->set_abort(be->ctx, false);
+}
+
+/*
+ * Stops the threads and frees them.  Requests in flight get
+ * VUB_STOP_GRACE_MS to complete, then fail: a stop is answered in bounded
+ * time even while storage stalls, and nothing touches the ring after it.
+ */
 static void queue_join(struct vub_queue *q)
 {
 	uint64_t v = 1;
@@ -265,15 +333,12 @@ static void queue_join(struct vub_queue *q)
 	/* Wakes the leader out of poll(). */
 	if (write(q->stop_fd, &v, sizeof(v)) < 0)
 		log_errno("vub: queue %u: stop", q->idx);
+	if (!queue_wait_quiet(q, VUB_STOP_GRACE_MS))
+		queue_abandon_in_flight(q);
 	for (unsigned int i = 0; i < q->nworkers; i++)
 		pthread_join(q->workers[i].thread, NULL);
 	if (read(q->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_errno("vub: queue %u: stop", q->idx);
-	/* Requests handed down complete (or fail by their deadline) first. */
-	pthread_mutex_lock(&q->lock);
-	while (q->aio_inflight > 0)
-		pthread_cond_wait(&q->aio_idle, &q->lock);
-	pthread_mutex_unlock(&q->lock);
 	free(q->workers);
 	q->workers = NULL;
 	q->nworkers = 0;
@@ -316,13 +381,21 @@ static int queue_spawn(struct vub_queue *q, unsigned int depth)
 	q->stopping = false;
 	q->have_leader = false;
 	q->idle = 0;
+	q->live = 0;
 	int rc = 0;
 	for (q->nworkers = 0; q->nworkers < depth; q->nworkers++) {
 		struct vub_worker *w = &q->workers[q->nworkers];
 		w->q = q;
+		pthread_mutex_lock(&q->lock);
+		q->live++;
+		pthread_mutex_unlock(&q->lock);
 		rc = pthread_create(&w->thread, NULL, worker_thread, w);
-		if (rc != 0)
+		if (rc != 0) {
+			pthread_mutex_lock(&q->lock);
+			q->live--;
+			pthread_mutex_unlock(&q->lock);
 			break;
+		}
 	}
 	if (rc == 0)
 		return 0;
@@ -642,6 +715,10 @@ static struct vub *vub_create(struct blk_backend *be, const struct vub_options *
 	if (d->iodepth > VUB_MAX_IODEPTH)
 		d->iodepth = VUB_MAX_IODEPTH;
 	pthread_mutex_init(&d->be_lock, NULL);
+	/* The stop's grace period is measured on CLOCK_MONOTONIC. */
+	pthread_condattr_t mono;
+	pthread_condattr_init(&mono);
+	pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
 	for (unsigned int i = 0; i < VBLK_MAX_QUEUES; i++) {
 		struct vub_queue *q = &d->q[i];
 		q->dev = d;
@@ -650,10 +727,12 @@ static struct vub *vub_create(struct blk_backend *be, const struct vub_options *
 		pthread_mutex_init(&q->call_lock, NULL);
 		pthread_mutex_init(&q->lock, NULL);
 		pthread_cond_init(&q->work_cv, NULL);
-		pthread_cond_init(&q->aio_idle, NULL);
+		pthread_cond_init(&q->aio_idle, &mono);
+		log_limit_init(&q->stall_log, 1, 60000);
 		q->aio_free = -1;
 		q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	}
+	pthread_condattr_destroy(&mono);
 	return d;
 }
 

@@ -538,6 +538,10 @@ struct held {
 	bool release, stop;
 	bool trap;             /* completions run with the lock trap set at 2 */
 	unsigned int completing; /* done() calls running */
+	/* stall_ops: set_abort, and a flush that waits like a held request. */
+	bool aborting;
+	unsigned int aborted;  /* requests failed by set_abort */
+	unsigned int flushing; /* flushes waiting inside */
 	uint8_t disk[DISK];
 	pthread_t thread;
 };
@@ -765,6 +769,159 @@ static void test_disconnect_with_completion_in_flight(void **state)
 	close(mfd);
 }
 
+/*
+ * A stalled storage: held requests never complete unless released, flushes
+ * wait the same way, and set_abort fails both at once as the contract says.
+ */
+static void stall_set_abort(void *ctx, bool on)
+{
+	struct held *h = ctx;
+	struct blk_aio *dead[64];
+	pthread_mutex_lock(&h->lock);
+	h->aborting = on;
+	unsigned int n = on ? h->n : 0;
+	memcpy(dead, h->q, n * sizeof(dead[0]));
+	h->n -= n;
+	h->aborted += n;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->lock);
+	for (unsigned int i = 0; i < n; i++)
+		dead[i]->done(dead[i], -EIO);
+}
+
+static int stall_flush(void *ctx)
+{
+	struct held *h = ctx;
+	pthread_mutex_lock(&h->lock);
+	h->flushing++;
+	pthread_cond_broadcast(&h->cv);
+	while (!h->release && !h->aborting)
+		pthread_cond_wait(&h->cv, &h->lock);
+	int r = h->aborting ? -EIO : 0;
+	h->aborted += h->aborting;
+	h->flushing--;
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+static const struct blk_backend_ops stall_ops = {
+	.read = gate_rw, .write = gate_wr, .flush = stall_flush, .close = gate_close,
+	.submit = held_submit, .set_abort = stall_set_abort,
+};
+
+/* One FLUSH (descriptors at, at + 1; status at 0x9000) on ring 0, kicked. */
+static void post_flush_at(struct guest *g, uint16_t at)
+{
+	struct ring *q = &g->q[0];
+	struct vring_desc *d = gp(g, q->desc);
+	struct vring_avail *a = gp(g, q->avail);
+	struct virtio_blk_outhdr h = { VIRTIO_BLK_T_FLUSH, 0, 0 };
+	memcpy(gp(g, 0x8800), &h, sizeof(h));
+	*(uint8_t *)gp(g, 0x9000) = 0xff;
+	d[at] = (struct vring_desc){ 0x8800, 16, VRING_DESC_F_NEXT, (uint16_t)(at + 1) };
+	d[at + 1] = (struct vring_desc){ 0x9000, 1, VRING_DESC_F_WRITE, 0 };
+	a->ring[q->avail_idx % QN] = at;
+	__atomic_store_n(&a->idx, ++q->avail_idx, __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	assert_int_equal(write(q->kick, &one, 8), 8);
+}
+
+/*
+ * A hang guard for code that waits for stalled storage forever: storage
+ * "comes back" (everything held completes successfully) after 10 s.
+ */
+struct rescue {
+	struct held *h;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool cancelled;
+	pthread_t thread;
+};
+
+static void *rescue_main(void *arg)
+{
+	struct rescue *r = arg;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&r->lock);
+	while (!r->cancelled && pthread_cond_timedwait(&r->cv, &r->lock, &until) == 0)
+		;
+	bool rescue = !r->cancelled;
+	pthread_mutex_unlock(&r->lock);
+	if (rescue) {
+		print_message("storage still stalled after 10 s: released (hang guard)\n");
+		held_set(r->h, true);
+	}
+	return NULL;
+}
+
+/*
+ * Reset (GET_VRING_BASE) while storage stalls, with requests in flight both
+ * handed down (3 writes) and inside a worker (a flush): the card answers
+ * after its grace period, every one of them completed with IOERR, none
+ * reported done; afterwards the queue restarts where it stopped and serves
+ * again.  Before the fix the card waited for the storage (here, for the
+ * 10 s hang guard, which completes them: status OK instead of IOERR).
+ */
+static void test_stop_during_stall(void **state)
+{
+	(void)state;
+	static struct held h;
+	held_start(&h);
+	struct card s = { .be = { &stall_ops, &h, DISK, 512 } };
+	struct guest g = { 0 };
+	int mfd;
+	int fe = inflight_session(&s, &g, &mfd, 2);
+
+	post_rw(&g, 3, VIRTIO_BLK_T_OUT);
+	held_wait(&h, 3);
+	post_flush_at(&g, 4);
+	pthread_mutex_lock(&h.lock);
+	for (int i = 0; i < 10000 && h.flushing == 0; i++) {
+		pthread_mutex_unlock(&h.lock);
+		usleep(1000);
+		pthread_mutex_lock(&h.lock);
+	}
+	assert_int_equal(h.flushing, 1);
+	pthread_mutex_unlock(&h.lock);
+
+	struct rescue r = { .h = &h };
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	assert_int_equal(pthread_create(&r.thread, NULL, rescue_main, &r), 0);
+	struct vhost_user_vring_state st = { 0, 0 };
+	struct vhost_user_msg m;
+	send_msg(fe, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
+	get_reply(fe, VHOST_USER_GET_VRING_BASE, &m);
+	pthread_mutex_lock(&r.lock);
+	r.cancelled = true;
+	pthread_cond_signal(&r.cv);
+	pthread_mutex_unlock(&r.lock);
+	pthread_join(r.thread, NULL);
+
+	assert_int_equal(m.payload.state.num, 4);
+	struct vring_used *u = gp(&g, g.q[0].used);
+	assert_int_equal(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 4);
+	for (unsigned int k = 0; k < 3; k++)
+		assert_int_equal(*(uint8_t *)gp(&g, 0xc000 + k), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(*(uint8_t *)gp(&g, 0x9000), VIRTIO_BLK_S_IOERR);
+	pthread_mutex_lock(&h.lock);
+	assert_int_equal(h.aborted, 4);
+	assert_false(h.aborting); /* the card ended the abort */
+	h.release = true;
+	pthread_mutex_unlock(&h.lock);
+
+	/* The queue starts again from where it stopped and serves. */
+	uint64_t v = 0;
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_KICK, &v, 8, &g.q[0].kick, 1), 0);
+	post_rw(&g, 1, VIRTIO_BLK_T_OUT);
+	wait_used(&g, 5);
+	assert_int_equal(*(uint8_t *)gp(&g, 0xc000), VIRTIO_BLK_S_OK);
+	inflight_end(&s, &g, fe, mfd);
+	held_end(&h);
+}
+
 int main(void)
 {
 	real_mutex_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_lock");
@@ -777,6 +934,7 @@ int main(void)
 		cmocka_unit_test(test_iodepth_one),
 		cmocka_unit_test(test_async_backend),
 		cmocka_unit_test(test_disconnect_with_completion_in_flight),
+		cmocka_unit_test(test_stop_during_stall),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
