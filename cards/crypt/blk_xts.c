@@ -223,6 +223,12 @@ static int xts_discard(void *ctx, uint64_t offset, uint64_t len)
 	return x->lower.ops->discard(x->lower.ctx, offset, len);
 }
 
+static void xts_set_abort(void *ctx, bool on)
+{
+	struct blk_xts *x = ctx;
+	x->lower.ops->set_abort(x->lower.ctx, on);
+}
+
 static void slots_free(struct blk_xts *x)
 {
 	for (int i = 0; i < XTS_SLOTS; i++) {
@@ -257,6 +263,7 @@ static const struct blk_backend_ops xts_ops = {
 	.write_zeroes = xts_write_zeroes,
 	.close = xts_close,
 	.submit = xts_submit,
+	.set_abort = xts_set_abort,
 };
 
 static int slot_init(struct blk_xts *x, struct xts_slot *s, const uint8_t *key)
@@ -298,6 +305,8 @@ int blk_xts_open(struct blk_backend *out, struct blk_backend *lower, const uint8
 	x->ops = xts_ops;
 	if (lower->ops->submit == NULL)
 		x->ops.submit = NULL;
+	if (lower->ops->set_abort == NULL)
+		x->ops.set_abort = NULL;
 	x->lower = *lower;
 	x->unit = unit;
 	pthread_mutex_init(&x->lock, NULL);

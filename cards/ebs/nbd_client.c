@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "log_limit.h"
 #include "nbd_proto.h"
 
 #define DEFAULT_TIMEOUT_MS 30000U
@@ -159,7 +160,9 @@ struct nbd_client {
 	int sendq_head, sendq_tail;
 	int fresh_work;          /* a request arrived while disconnected */
 	int stopping;
+	int aborting;            /* set_abort: everything fails at once */
 	int last_err;            /* why the connection last failed (errno) */
+	struct log_limit giveup_log;
 	uint32_t rx_backoff;     /* receiver only: next pause before reconnecting */
 
 	struct slot slots[NSLOTS];
@@ -591,7 +594,7 @@ static int export_geometry(const struct nbd_export_info *in, uint32_t *bs, uint3
 static struct slot *slot_get(struct nbd_client *c, uint64_t deadline, int wait)
 {
 	while (c->free_head < 0) {
-		if (!wait)
+		if (!wait || c->aborting)
 			return NULL;
 		if (cond_wait_until(&c->slot_cv, &c->lock, deadline) == ETIMEDOUT &&
 		    c->free_head < 0)
@@ -1356,13 +1359,22 @@ static void *rx_main(void *arg)
 
 /* ---- callers ---- */
 
+/* A request failed for good: logged, a few lines a minute at most (a stall fails many). */
 static int give_up(struct nbd_client *c, const struct nbd_request *rq)
 {
+	uint64_t suppressed = 0;
 	pthread_mutex_lock(&c->lock);
-	int e = c->last_err ? c->last_err : ETIMEDOUT;
+	int e = c->aborting ? ECANCELED : c->last_err ? c->last_err : ETIMEDOUT;
+	bool say = log_limit_pass(&c->giveup_log, &suppressed);
 	pthread_mutex_unlock(&c->lock);
-	log_err("nbd: request (type %u, offset %" PRIu64 ", %u bytes) failed after %u ms: %s",
-		rq->type, rq->offset, rq->length, c->timeout_ms, strerror(e));
+	const char *why = e == ECANCELED ? "abandoned" : strerror(e);
+	if (say && suppressed > 0)
+		log_err("nbd: request (type %u, offset %" PRIu64 ", %u bytes) failed: %s "
+			"(%" PRIu64 " similar suppressed)", rq->type, rq->offset, rq->length, why,
+			suppressed);
+	else if (say)
+		log_err("nbd: request (type %u, offset %" PRIu64 ", %u bytes) failed: %s",
+			rq->type, rq->offset, rq->length, why);
 	return -EIO;
 }
 
@@ -1400,6 +1412,10 @@ static int submit(struct nbd_client *c, struct nbd_request *rq, const void *wbuf
 {
 	uint64_t deadline = now_ms() + c->timeout_ms;
 	pthread_mutex_lock(&c->lock);
+	if (c->aborting) {
+		pthread_mutex_unlock(&c->lock);
+		return -EIO; /* quietly: the abort was reported by whoever asked for it */
+	}
 	struct slot *s = slot_get(c, deadline, wait);
 	if (s == NULL) {
 		pthread_mutex_unlock(&c->lock);
@@ -1583,6 +1599,45 @@ static int nbd_write_zeroes(void *ctx, uint64_t off, uint64_t len)
 	return zero_range(ctx, NBD_CMD_WRITE_ZEROES, off, len);
 }
 
+/*
+ * Gives up on everything in flight now: each waiting caller's deadline is
+ * brought forward and it is woken (its buffer is let go as on a timeout),
+ * aio requests complete with -EIO here, and a connection with requests on
+ * it is shut down: a sender blocked on a stalled server lets go, and the
+ * receiver reconnects and replays what was acknowledged, as after any
+ * failure.  Late replies find their slots abandoned (or their connection
+ * gone) and go to scratch.
+ */
+static void nbd_set_abort(void *ctx, bool on)
+{
+	struct nbd_client *c = ctx;
+	pthread_mutex_lock(&c->lock);
+	c->aborting = on;
+	if (!on) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	uint64_t now = now_ms();
+	int on_wire = 0;
+	for (int i = 0; i < NSLOTS; i++) {
+		struct slot *s = &c->slots[i];
+		if (s->state != SLOT_PENDING)
+			continue;
+		on_wire |= slot_in_flight(c, s);
+		if (s->deadline > now)
+			s->deadline = now;
+		pthread_cond_signal(&s->cv);
+	}
+	pthread_cond_broadcast(&c->slot_cv);
+	if (on_wire && c->fd >= 0) {
+		c->last_err = ECANCELED;
+		shutdown(c->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&c->lock);
+	/* Pinned ones are let go by the shutdown and expired by the receiver. */
+	aio_expire(c);
+}
+
 /* ---- lifetime ---- */
 
 static void client_free(struct nbd_client *c)
@@ -1639,21 +1694,21 @@ static void nbd_close(void *ctx)
 static const struct blk_backend_ops ops_all = {
 	.read = nbd_read, .write = nbd_write, .flush = nbd_flush,
 	.discard = nbd_discard, .write_zeroes = nbd_write_zeroes, .close = nbd_close,
-	.submit = nbd_submit,
+	.submit = nbd_submit, .set_abort = nbd_set_abort,
 };
 static const struct blk_backend_ops ops_trim = {
 	.read = nbd_read, .write = nbd_write, .flush = nbd_flush,
 	.discard = nbd_discard, .close = nbd_close,
-	.submit = nbd_submit,
+	.submit = nbd_submit, .set_abort = nbd_set_abort,
 };
 static const struct blk_backend_ops ops_wz = {
 	.read = nbd_read, .write = nbd_write, .flush = nbd_flush,
 	.write_zeroes = nbd_write_zeroes, .close = nbd_close,
-	.submit = nbd_submit,
+	.submit = nbd_submit, .set_abort = nbd_set_abort,
 };
 static const struct blk_backend_ops ops_basic = {
 	.read = nbd_read, .write = nbd_write, .flush = nbd_flush, .close = nbd_close,
-	.submit = nbd_submit,
+	.submit = nbd_submit, .set_abort = nbd_set_abort,
 };
 
 static struct nbd_client *client_new(const struct nbd_client_config *cfg, const char *name)
@@ -1683,6 +1738,7 @@ static struct nbd_client *client_new(const struct nbd_client_config *cfg, const 
 	c->aio_head = c->aio_tail = -1;
 	c->sending = -1;
 	c->timeout_ms = cfg->retry_timeout_ms ? cfg->retry_timeout_ms : DEFAULT_TIMEOUT_MS;
+	log_limit_init(&c->giveup_log, 10, 60000);
 	c->replay_cap = cfg->replay_cap_bytes ? cfg->replay_cap_bytes : DEFAULT_REPLAY_CAP;
 	c->log.want = c->replay_cap < RING_MAX ? c->replay_cap : RING_MAX;
 	return c;

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -763,6 +764,7 @@ enum fake_mode {
 	FAKE_REVERSE,    /* reads fake_batch requests, then replies in reverse order */
 	FAKE_LATE_READ,  /* holds the first READ's reply until late_release */
 	FAKE_SCRIPT,     /* records requests; holds FLUSHes, hangs up when told (fake_script) */
+	FAKE_STALL,      /* answers nothing until late_release, then everything held */
 };
 static atomic_int fake_mode;
 static int fake_lfd;
@@ -876,6 +878,38 @@ static void fake_late_read(int fd, uint8_t *payload)
 	}
 }
 
+static atomic_int stall_held;   /* FAKE_STALL: requests held on the current connection */
+
+static void fake_stall(int fd, uint8_t *payload)
+{
+	struct fake_req held[FAKE_MAX_BATCH];
+	int n = 0;
+	atomic_store(&stall_held, 0);
+	for (;;) {
+		if (atomic_load(&late_release) && n > 0) {
+			for (int i = 0; i < n; i++)
+				if (fake_reply(fd, &held[i].rq, FAKE_LATE_BYTE))
+					return;
+			n = 0;
+			atomic_store(&late_sent, 1);
+		}
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 10) <= 0)
+			continue;
+		struct fake_req r;
+		if (fake_read_req(fd, &r, payload))
+			return;
+		if (atomic_load(&late_release)) {
+			if (fake_reply(fd, &r.rq, -1))
+				return;
+			continue;
+		}
+		CHECK(n < FAKE_MAX_BATCH);
+		held[n++] = r;
+		atomic_store(&stall_held, n);
+	}
+}
+
 static void fake_record(int conn, const struct fake_req *r)
 {
 	pthread_mutex_lock(&rec_lock);
@@ -939,6 +973,7 @@ static void fake_pipeline(int fd, int mode)
 	case FAKE_REVERSE: fake_reverse(fd, payload); break;
 	case FAKE_LATE_READ: fake_late_read(fd, payload); break;
 	case FAKE_SCRIPT: fake_script(fd, payload); break;
+	case FAKE_STALL: fake_stall(fd, payload); break;
 	default: break;
 	}
 	free(payload);
@@ -1602,11 +1637,80 @@ static void scenario_aio(void)
 	free(bufs);
 }
 
+/* A sync read through the backend in a thread of its own. */
+struct reader {
+	struct blk_backend *b;
+	uint8_t *buf;
+	size_t len;
+	int result;
+	pthread_t thread;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	r->result = r->b->ops->read(r->b->ctx, 0, r->buf, r->len);
+	return NULL;
+}
+
+/*
+ * set_abort on a stalled server (it holds every request): a waiting sync
+ * read and two aio requests give up at once with -EIO, long before their
+ * deadline (60 s, past this scenario's hard limit); a request made while
+ * aborting fails at once; their buffers are never touched, even when the
+ * server answers afterwards; once the abort ends the volume works again
+ * (over a new connection).
+ */
+static void scenario_abort(void)
+{
+	struct blk_backend b;
+	size_t len = 64 * 1024;
+	uint8_t *buf = malloc(len), *abuf = malloc(2 * AIO_LEN);
+	CHECK(buf != NULL && abuf != NULL);
+	hard_limit(40);
+	fake_start(FAKE_STALL);
+	open_backend(&b, "", 60000);
+	CHECK(b.ops->set_abort != NULL);
+	memset(buf, 0x11, len);
+	memset(abuf, 0x22, 2 * AIO_LEN);
+	struct reader rd = { .b = &b, .buf = buf, .len = len };
+	CHECK(pthread_create(&rd.thread, NULL, reader_main, &rd) == 0);
+	struct aio_req r[2];
+	aio_go(&b, &r[0], 0, 0, abuf, AIO_LEN);
+	aio_go(&b, &r[1], 1, 8192, abuf + AIO_LEN, AIO_LEN);
+	while (atomic_load(&stall_held) < 3)
+		usleep(1000);
+
+	b.ops->set_abort(b.ctx, true);
+	aio_wait(2);
+	CHECK_EQ(r[0].result, -EIO);
+	CHECK_EQ(r[1].result, -EIO);
+	pthread_join(rd.thread, NULL);
+	CHECK_EQ(rd.result, -EIO);
+	uint8_t other[4096];
+	CHECK_EQ(b.ops->read(b.ctx, 8192, other, sizeof(other)), -EIO);
+	b.ops->set_abort(b.ctx, false);
+
+	/* The server answers what it held, late: nothing lands in the buffers. */
+	atomic_store(&late_release, 1);
+	CHECK_EQ(b.ops->read(b.ctx, 8192, other, sizeof(other)), 0);
+	CHECK(check_pattern(other, sizeof(other), 8192, FAKE_READ_SEED) == 0);
+	usleep(100000);
+	for (size_t i = 0; i < len; i++)
+		CHECK(buf[i] == 0x11);
+	for (size_t i = 0; i < AIO_LEN; i++)
+		CHECK(abuf[i] == 0x22);
+	CHECK(atomic_load(&fake_conns) >= 2);
+	b.ops->close(b.ctx);
+	free(buf);
+	free(abuf);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s basic|durability|reconnect|timeout|server-raw|garbage|"
-			"concurrency|reconnect-mt|late-reply|flush-mark|replay-ring|signals|aio|sandbox|nbdkit|qemu-nbd [SERVER]\n",
+			"concurrency|reconnect-mt|late-reply|flush-mark|replay-ring|signals|aio|abort|sandbox|nbdkit|qemu-nbd [SERVER]\n",
 			argv[0]);
 		return 2;
 	}
@@ -1643,6 +1747,8 @@ int main(int argc, char **argv)
 		scenario_signals();
 	else if (strcmp(s, "aio") == 0)
 		scenario_aio();
+	else if (strcmp(s, "abort") == 0)
+		scenario_abort();
 	else if (strcmp(s, "sandbox") == 0)
 		scenario_sandbox();
 	else if (strcmp(s, "nbdkit") == 0 || strcmp(s, "qemu-nbd") == 0)
