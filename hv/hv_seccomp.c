@@ -76,8 +76,9 @@ static scmp_filter_ctx new_filter(void)
 
 /*
  * vhost-user control messages (queue start, feature negotiation, reset) go
- * out on vCPU threads: sendmsg and recvmsg only on the sockets connected at
- * set-up, and poll on exactly one pollfd (the bounded reply wait, and a
+ * out on vCPU threads: sendmsg, recvmsg and shutdown (cutting off a back end
+ * that failed) only on the sockets connected at set-up, and poll on exactly
+ * one pollfd (the bounded reply wait, and a
  * guest's MSI-X PBA read checking a masked queue's call eventfd with a zero
  * timeout).  poll's fd lives in memory and cannot be filtered; waiting on
  * any fd grants nothing.
@@ -91,7 +92,8 @@ static int add_vhost_user(scmp_filter_ctx ctx, const int *socks, unsigned int n)
 	for (unsigned int i = 0; i < n; i++) {
 		if (socks[i] < 0 ||
 		    allow_arg_eq(ctx, SCMP_SYS(sendmsg), 0, (scmp_datum_t)socks[i]) != 0 ||
-		    allow_arg_eq(ctx, SCMP_SYS(recvmsg), 0, (scmp_datum_t)socks[i]) != 0)
+		    allow_arg_eq(ctx, SCMP_SYS(recvmsg), 0, (scmp_datum_t)socks[i]) != 0 ||
+		    allow_arg_eq(ctx, SCMP_SYS(shutdown), 0, (scmp_datum_t)socks[i]) != 0)
 			return -1;
 	}
 	return allow_arg_eq(ctx, SCMP_SYS(poll), 1, 1);
@@ -159,8 +161,8 @@ int hv_seccomp_install_main(int console_fd)
 
 struct hv_seccomp_counts hv_seccomp_vcpu_counts(unsigned int nr_socks)
 {
-	/* common + write + ioctl (+ sendmsg, recvmsg, poll with back ends) */
-	return (struct hv_seccomp_counts){ N(common_syscalls) + 2 + (nr_socks ? 3 : 0),
+	/* common + write + ioctl (+ sendmsg, recvmsg, shutdown, poll with back ends) */
+	return (struct hv_seccomp_counts){ N(common_syscalls) + 2 + (nr_socks ? 4 : 0),
 					   N(vcpu_ioctls) };
 }
 

@@ -47,14 +47,25 @@ static int recv_reply(struct vuf *f, uint32_t request, struct vhost_user_msg *r,
 	return vhost_user_reply_validate(r, request) == 0 ? 0 : -EPROTO;
 }
 
+/*
+ * The back end failed (or did not answer in time): cut it off for good.  A
+ * late answer would be taken for the next request's, and a card still
+ * running queues the guest has reset would write into memory the guest
+ * reuses: the shutdown makes it see the end and stop every queue, and
+ * flint-hv counts them all stopped.
+ */
 static void mark_broken(struct vuf *f, uint32_t request, int rc)
 {
 	if (f->broken)
 		return;
 	f->broken = true;
-	log_err("vhost-user %s (%s): back end failed during %s (%s); device disabled, "
-		"guest keeps running", f->label, f->path, vhost_user_request_name(request),
-		err_name(-rc));
+	if (f->sock >= 0)
+		shutdown(f->sock, SHUT_RDWR);
+	for (unsigned int q = 0; q < VIRTIO_PCI_QUEUES_MAX; q++)
+		f->started[q] = false;
+	log_err("vhost-user %s (%s): back end failed during %s (%s); cut off, device "
+		"disabled, guest keeps running", f->label, f->path,
+		vhost_user_request_name(request), err_name(-rc));
 }
 
 /*
@@ -63,8 +74,8 @@ static void mark_broken(struct vuf *f, uint32_t request, int rc)
  * end refused (the connection stays usable), or another -errno after which
  * the device is broken.
  */
-static int transact(struct vuf *f, struct vhost_user_msg *m, bool ack,
-		    struct vhost_user_msg *reply)
+static int transact_within(struct vuf *f, struct vhost_user_msg *m, bool ack,
+			   struct vhost_user_msg *reply, int timeout_ms)
 {
 	uint32_t request = m->hdr.request;
 	struct vhost_user_msg local;
@@ -76,7 +87,7 @@ static int transact(struct vuf *f, struct vhost_user_msg *m, bool ack,
 		m->hdr.flags |= VHOST_USER_FLAG_NEED_REPLY;
 		reply = &local;
 	}
-	int64_t deadline = vhost_user_clock_ms() + f->timeout_ms;
+	int64_t deadline = vhost_user_clock_ms() + timeout_ms;
 	int rc = vhost_user_send_until(f->sock, m, deadline);
 	if (rc == 0 && reply != NULL)
 		rc = recv_reply(f, request, reply, deadline);
@@ -84,12 +95,15 @@ static int transact(struct vuf *f, struct vhost_user_msg *m, bool ack,
 		mark_broken(f, request, rc);
 		return rc;
 	}
-	if (want_ack && reply->payload.u64 != 0) {
-		log_warn("vhost-user %s: back end refused %s", f->label,
-			 vhost_user_request_name(request));
-		return -EIO;
-	}
+	if (want_ack && reply->payload.u64 != 0)
+		return -EIO; /* the caller says so, once (guests can repeat it) */
 	return 0;
+}
+
+static int transact(struct vuf *f, struct vhost_user_msg *m, bool ack,
+		    struct vhost_user_msg *reply)
+{
+	return transact_within(f, m, ack, reply, f->timeout_ms);
 }
 
 static int get_u64(struct vuf *f, uint32_t request, uint64_t *out)
@@ -299,6 +313,10 @@ int vuf_setup(struct vuf *f, int sock, const char *label, const char *path,
 	memset(f, 0, sizeof(*f));
 	f->sock = sock;
 	f->timeout_ms = VUF_TIMEOUT_MS;
+	f->stop_timeout_ms = VUF_STOP_TIMEOUT_MS;
+	for (unsigned int q = 0; q < VIRTIO_PCI_QUEUES_MAX; q++)
+		log_limit_init(&f->start_log[q], 1, 0);
+	log_limit_init(&f->features_log, 1, 0);
 	snprintf(f->label, sizeof(f->label), "%s", label);
 	snprintf(f->path, sizeof(f->path), "%s", path);
 	for (unsigned int q = 0; q < VIRTIO_PCI_QUEUES_MAX; q++)
@@ -363,7 +381,15 @@ static int vuf_set_features(void *be, uint64_t features)
 	/* The transport's own bits stay with it; bit 30 keeps vring enabling on. */
 	uint64_t v = (features & offered) | (1ULL << VIRTIO_F_VERSION_1) |
 		     (1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
-	return set_u64(f, VHOST_USER_SET_FEATURES, v, true) == 0 ? 0 : -1;
+	int rc = set_u64(f, VHOST_USER_SET_FEATURES, v, true);
+	if (rc == 0) {
+		log_limit_rearm(&f->features_log);
+		return 0;
+	}
+	if (rc == -EIO)
+		log_limited(&f->features_log, LOG_WARN, "vhost-user %s: back end refused "
+			    "features 0x%llx", f->label, (unsigned long long)v);
+	return -1;
 }
 
 static void vuf_get_config(void *be, uint32_t off, uint8_t *buf, uint32_t len)
@@ -393,9 +419,11 @@ static int vuf_queue_start(void *be, const struct virtio_pci_queue_info *q)
 	if (f->broken || q->index >= f->nr_queues)
 		return -1;
 	struct vhost_user_msg m;
-	int rc = set_state(f, VHOST_USER_SET_VRING_NUM, q->index, q->size);
+	uint32_t step = VHOST_USER_SET_VRING_NUM;
+	int rc = set_state(f, step, q->index, q->size);
 	if (rc == 0) {
-		vhost_user_msg_init(&m, VHOST_USER_SET_VRING_ADDR, sizeof(m.payload.addr));
+		step = VHOST_USER_SET_VRING_ADDR;
+		vhost_user_msg_init(&m, step, sizeof(m.payload.addr));
 		m.payload.addr = (struct vhost_user_vring_addr){
 			.index = q->index, .desc = q->desc, .avail = q->driver,
 			.used = q->device,
@@ -403,33 +431,43 @@ static int vuf_queue_start(void *be, const struct virtio_pci_queue_info *q)
 		rc = transact(f, &m, true, NULL);
 	}
 	if (rc == 0)
-		rc = set_state(f, VHOST_USER_SET_VRING_BASE, q->index, 0);
+		rc = set_state(f, step = VHOST_USER_SET_VRING_BASE, q->index, 0);
 	if (rc == 0)
-		rc = set_vring_fd(f, VHOST_USER_SET_VRING_KICK, q->index, q->kick_fd);
+		rc = set_vring_fd(f, step = VHOST_USER_SET_VRING_KICK, q->index, q->kick_fd);
 	if (rc == 0)
 		f->started[q->index] = true;
 	if (rc == 0)
-		rc = set_vring_fd(f, VHOST_USER_SET_VRING_CALL, q->index, q->call_fd);
+		rc = set_vring_fd(f, step = VHOST_USER_SET_VRING_CALL, q->index, q->call_fd);
 	if (rc == 0)
-		rc = set_state(f, VHOST_USER_SET_VRING_ENABLE, q->index, 1);
+		rc = set_state(f, step = VHOST_USER_SET_VRING_ENABLE, q->index, 1);
 	if (rc != 0) {
-		log_warn("vhost-user %s: queue %u did not start", f->label, q->index);
+		/* A cut-off was logged already; a refusal is the guest's to repeat. */
+		if (rc == -EIO)
+			log_limited(&f->start_log[q->index], LOG_WARN, "vhost-user %s: queue %u "
+				    "did not start: back end refused %s", f->label, q->index,
+				    vhost_user_request_name(step));
 		return -1;
 	}
+	log_limit_rearm(&f->start_log[q->index]);
 	return 0;
 }
 
+/*
+ * Stops every started queue.  A back end that does not answer within
+ * stop_timeout_ms is cut off (mark_broken): its other queues count as
+ * stopped too, and it is not asked again.
+ */
 static void vuf_reset(void *be)
 {
 	struct vuf *f = be;
-	for (unsigned int q = 0; q < f->nr_queues; q++) {
+	for (unsigned int q = 0; q < f->nr_queues && !f->broken; q++) {
 		if (!f->started[q])
 			continue;
 		f->started[q] = false;
 		struct vhost_user_msg m, r;
 		vhost_user_msg_init(&m, VHOST_USER_GET_VRING_BASE, sizeof(m.payload.state));
 		m.payload.state = (struct vhost_user_vring_state){ q, 0 };
-		(void)transact(f, &m, false, &r);
+		(void)transact_within(f, &m, false, &r, f->stop_timeout_ms);
 	}
 }
 

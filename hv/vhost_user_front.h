@@ -17,12 +17,19 @@
  * recvmsg on this socket): the transport calls vuf_ops.  The data path never
  * passes through flint-hv: kicks are KVM ioeventfds and calls KVM irqfds,
  * both handed to the card with SET_VRING_KICK/CALL.  Every reply is awaited
- * at most timeout_ms.  When the back end goes away or misbehaves (EOF, reset,
- * timeout, malformed reply) the device is marked broken with one log line;
- * later queue starts fail (the transport sets DEVICE_NEEDS_RESET) and
- * flint-hv and the guest keep running.  The socket stays open (closing is not
- * allowed under seccomp).  SET_CONFIG from the guest is ignored: no
- * virtio-blk config field flint-hv exposes is writable.
+ * at most timeout_ms (VUF_TIMEOUT_MS), except GET_VRING_BASE's, which may
+ * wait for the card to settle requests in flight: stop_timeout_ms
+ * (VUF_STOP_TIMEOUT_MS; the budget is in docs/architecture.md).  When the
+ * back end goes away or misbehaves (EOF, reset, timeout, malformed reply)
+ * it is cut off, with one log line: the socket is shut down (so the card
+ * sees the end and stops every queue), every queue counts as stopped, and
+ * nothing is sent to it again.  The device is broken from then on: feature
+ * negotiation and queue starts fail (the transport sets DEVICE_NEEDS_RESET)
+ * and flint-hv and the guest keep running.  The socket stays open (closing
+ * is not allowed under seccomp).  A refused queue start or feature set is
+ * logged once per queue (device) until one succeeds.  SET_CONFIG from the
+ * guest is ignored: no virtio-blk config field flint-hv exposes is
+ * writable.
  */
 #ifndef FLINT_HV_VHOST_USER_FRONT_H
 #define FLINT_HV_VHOST_USER_FRONT_H
@@ -36,10 +43,13 @@
 #include <linux/virtio_ring.h>
 
 #include "guest_mem.h"
+#include "log_limit.h"
 #include "pci.h"
 #include "virtio_pci.h"
 
 #define VUF_TIMEOUT_MS 2000
+/* The card's stop grace (1 s) plus abandoning what is in flight, with margin. */
+#define VUF_STOP_TIMEOUT_MS 5000
 /* struct virtio_blk_config up to write_zeroes_may_unmap (virtio 1.1). */
 /* The config fields up to write-zeroes: secure erase and zones are not offered. */
 #define VUF_BLK_CONFIG_SIZE ((unsigned int)offsetof(struct virtio_blk_config, max_secure_erase_sectors))
@@ -51,12 +61,16 @@ struct vuf {
 	char path[108];            /* for messages only */
 	unsigned int nr_queues;
 	int timeout_ms;
-	bool broken;
+	int stop_timeout_ms;       /* GET_VRING_BASE */
+	bool broken;               /* cut off: never talked to again */
 	bool reply_ack;
 	uint64_t backend_features; /* GET_FEATURES */
 	uint64_t protocol_features; /* negotiated */
 	uint8_t config[VUF_BLK_CONFIG_SIZE];
 	bool started[VIRTIO_PCI_QUEUES_MAX];
+	/* Guest-triggered failures: one line each until things work again. */
+	struct log_limit start_log[VIRTIO_PCI_QUEUES_MAX];
+	struct log_limit features_log;
 	struct virtio_pci vp;
 };
 

@@ -22,6 +22,7 @@
 enum action {
 	DO_WRITE, DO_OPEN, DO_SOCKET, DO_EXECVE, DO_WRITE_OTHER_FD, DO_MMAP,
 	DO_SENDMSG, DO_SENDMSG_OTHER_FD, DO_RECVMSG, DO_POLL_ONE, DO_POLL_TWO,
+	DO_SHUTDOWN, DO_SHUTDOWN_OTHER_FD,
 };
 
 /* A vhost-user socket stand-in: [0] is allowed, [1] is not. */
@@ -79,6 +80,12 @@ static int run_child(int (*install)(int), enum action what)
 		case DO_SENDMSG_OTHER_FD:
 			do_sendmsg(sv[1]);
 			break;
+		case DO_SHUTDOWN:
+			(void)shutdown(sv[0], SHUT_RDWR);
+			break;
+		case DO_SHUTDOWN_OTHER_FD:
+			(void)shutdown(sv[1], SHUT_RDWR);
+			break;
 		case DO_RECVMSG: {
 			char b;
 			struct iovec iov = { &b, 1 };
@@ -133,7 +140,7 @@ static void test_vcpu_filter(void **state)
 	expect_killed(run_child(install_vcpu, DO_POLL_ONE));
 }
 
-/* With one vhost-user socket: sendmsg/recvmsg on it only, poll on one fd. */
+/* With one vhost-user socket: sendmsg/recvmsg/shutdown on it only, poll on one fd. */
 static void test_vcpu_filter_vhost_user(void **state)
 {
 	(void)state;
@@ -142,7 +149,9 @@ static void test_vcpu_filter_vhost_user(void **state)
 	expect_ok(run_child(install_vcpu_sock, DO_SENDMSG));
 	expect_ok(run_child(install_vcpu_sock, DO_RECVMSG));
 	expect_ok(run_child(install_vcpu_sock, DO_POLL_ONE));
+	expect_ok(run_child(install_vcpu_sock, DO_SHUTDOWN));
 	expect_killed(run_child(install_vcpu_sock, DO_SENDMSG_OTHER_FD));
+	expect_killed(run_child(install_vcpu_sock, DO_SHUTDOWN_OTHER_FD));
 	expect_killed(run_child(install_vcpu_sock, DO_POLL_TWO));
 	expect_killed(run_child(install_vcpu_sock, DO_SOCKET));
 	expect_killed(run_child(install_vcpu_sock, DO_OPEN));
@@ -170,8 +179,8 @@ static void test_counts(void **state)
 	assert_true(m.syscalls < 24);
 	assert_int_equal(v.ioctls, 5);
 	assert_int_equal(v.syscalls, 8);
-	/* Back ends add sendmsg, recvmsg and poll, whatever their number. */
-	assert_int_equal(vs.syscalls, v.syscalls + 3);
+	/* Back ends add sendmsg, recvmsg, shutdown and poll, whatever their number. */
+	assert_int_equal(vs.syscalls, v.syscalls + 4);
 	assert_int_equal(vs.ioctls, v.ioctls);
 	assert_int_equal(m.syscalls, 11);
 	print_message("seccomp: vCPU threads %u syscalls + %u ioctls (%u with vhost-user), "
