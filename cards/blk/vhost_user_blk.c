@@ -13,6 +13,7 @@
 #include "guest_mem_map.h"
 #include "log.h"
 #include "log_limit.h"
+#include "ring_eventfd.h"
 #include "vhost_user_msg.h"
 #include "virtio_blk.h"
 #include "virtqueue.h"
@@ -497,6 +498,66 @@ static int take_fd(struct vhost_user_msg *m)
 	return fd;
 }
 
+/*
+ * The message's kick, call or err fd into *fd (-1 with NOFD).  Only an
+ * eventfd is taken, made non-blocking: a bad one is closed and the message
+ * refused, the ring left as it was.
+ */
+static int take_ring_fd(struct vub_queue *q, struct vhost_user_msg *m, int *fd)
+{
+	*fd = take_fd(m);
+	if (*fd < 0)
+		return 0;
+	int rc = ring_eventfd_check(*fd, q->stop_fd);
+	if (rc != 0) {
+		log_warn("vub: queue %u: %s fd is not an eventfd: refused", q->idx,
+			 vhost_user_request_name(m->hdr.request));
+		close_fd(fd);
+	}
+	return rc;
+}
+
+static int set_vring_kick(struct vub *d, struct vub_queue *q, struct vhost_user_msg *m)
+{
+	int fd;
+	int rc = take_ring_fd(q, m, &fd);
+	if (rc != 0)
+		return rc;
+	if (fd < 0)
+		return -ENOTSUP; /* polling mode */
+	queue_stop(q);
+	close_fd(&q->kick_fd);
+	q->kick_fd = fd;
+	q->started = true;
+	if (!(d->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
+		q->enabled = true;
+	return queue_try_start(q);
+}
+
+static int set_vring_call(struct vub_queue *q, struct vhost_user_msg *m)
+{
+	int fd;
+	int rc = take_ring_fd(q, m, &fd);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&q->call_lock);
+	close_fd(&q->call_fd);
+	q->call_fd = fd;
+	pthread_mutex_unlock(&q->call_lock);
+	return 0;
+}
+
+static int set_vring_err(struct vub_queue *q, struct vhost_user_msg *m)
+{
+	int fd;
+	int rc = take_ring_fd(q, m, &fd);
+	if (rc != 0)
+		return rc;
+	close_fd(&q->err_fd);
+	q->err_fd = fd;
+	return 0;
+}
+
 static int get_config(struct vub *d, const struct vhost_user_msg *m,
 		      struct vhost_user_msg *r)
 {
@@ -608,25 +669,11 @@ static int dispatch(struct vub *d, struct vhost_user_msg *m,
 		r->payload.state.num = q->base;
 		return 0;
 	case VHOST_USER_SET_VRING_KICK:
-		queue_stop(q);
-		close_fd(&q->kick_fd);
-		q->kick_fd = take_fd(m);
-		if (q->kick_fd < 0)
-			return -ENOTSUP; /* polling mode */
-		q->started = true;
-		if (!(d->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
-			q->enabled = true;
-		return queue_try_start(q);
+		return set_vring_kick(d, q, m);
 	case VHOST_USER_SET_VRING_CALL:
-		pthread_mutex_lock(&q->call_lock);
-		close_fd(&q->call_fd);
-		q->call_fd = take_fd(m);
-		pthread_mutex_unlock(&q->call_lock);
-		return 0;
+		return set_vring_call(q, m);
 	case VHOST_USER_SET_VRING_ERR:
-		close_fd(&q->err_fd);
-		q->err_fd = take_fd(m);
-		return 0;
+		return set_vring_err(q, m);
 	case VHOST_USER_SET_VRING_ENABLE:
 		q->enabled = m->payload.state.num == 1;
 		if (!q->enabled) {

@@ -15,10 +15,13 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -412,11 +415,15 @@ static void *release_later(void *arg)
 	return NULL;
 }
 
-/* Session set-up shared by the in-flight tests: one queue of QN. */
-static int inflight_session(struct card *s, struct guest *g, int *mfd, uint16_t depth)
+/*
+ * A session on one queue with guest memory mapped, rings not set up yet;
+ * `drop` are feature bits the test driver does not take.
+ */
+static int session_open(struct card *s, struct guest *g, int *mfd, uint16_t depth,
+			uint64_t drop)
 {
 	int fe = card_run(s, (struct vub_options){ .num_queues = 1, .iodepth = depth });
-	uint64_t f = get_u64(fe, VHOST_USER_GET_FEATURES);
+	uint64_t f = get_u64(fe, VHOST_USER_GET_FEATURES) & ~drop;
 	uint64_t pf = get_u64(fe, VHOST_USER_GET_PROTOCOL_FEATURES);
 	send_msg(fe, VHOST_USER_SET_PROTOCOL_FEATURES, 0, &pf, 8, NULL, 0);
 	assert_int_equal(acked(fe, VHOST_USER_SET_FEATURES, &f, 8, NULL, 0), 0);
@@ -430,6 +437,13 @@ static int inflight_session(struct card *s, struct guest *g, int *mfd, uint16_t 
 		.regions[0] = { 0, MEMSZ, UVA, 0 },
 	};
 	assert_int_equal(acked(fe, VHOST_USER_SET_MEM_TABLE, &mt, 8 + 32, mfd, 1), 0);
+	return fe;
+}
+
+/* Session set-up shared by the in-flight tests: one queue of QN. */
+static int inflight_session(struct card *s, struct guest *g, int *mfd, uint16_t depth)
+{
+	int fe = session_open(s, g, mfd, depth, 0);
 	setup_ring(fe, g, 0);
 	return fe;
 }
@@ -922,6 +936,207 @@ static void test_stop_during_stall(void **state)
 	held_end(&h);
 }
 
+/* The test driver of the tests below implements no event index: it waits
+ * for a call after every completion. */
+#define NO_EVENT_IDX (1ull << VIRTIO_RING_F_EVENT_IDX)
+
+/* Ring 0 at guest-physical 0 (desc, +0x1000 avail, +0x2000 used), no fds. */
+static void ring_layout(struct guest *g)
+{
+	g->q[0] = (struct ring){ .idx = 0, .desc = 0, .avail = 0x1000, .used = 0x2000,
+				 .kick = -1, .call = -1 };
+}
+
+/* Ring 0's size, base and addresses (desc at desc_uva); the acks or-ed. */
+static uint64_t ring_params(int fe, uint64_t desc_uva, uint16_t base)
+{
+	struct vhost_user_vring_state st = { 0, QN };
+	uint64_t refused = acked(fe, VHOST_USER_SET_VRING_NUM, &st, sizeof(st), NULL, 0);
+	st.num = base;
+	refused |= acked(fe, VHOST_USER_SET_VRING_BASE, &st, sizeof(st), NULL, 0);
+	struct vhost_user_vring_addr a = { .index = 0, .desc = desc_uva,
+					   .avail = desc_uva + 0x1000,
+					   .used = desc_uva + 0x2000 };
+	refused |= acked(fe, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0);
+	return refused;
+}
+
+/* SET_VRING_KICK, _CALL or _ERR of ring 0 with fd; the ack word. */
+static uint64_t ring_fd(int fe, uint32_t req, int fd)
+{
+	uint64_t v = 0;
+	return acked(fe, req, &v, 8, &fd, 1);
+}
+
+static uint64_t ring_enable(int fe, uint32_t on)
+{
+	struct vhost_user_vring_state st = { 0, on };
+	return acked(fe, VHOST_USER_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0);
+}
+
+/* GET_VRING_BASE of ring 0 (the ring stops); its answer, within a hang limit. */
+static uint32_t ring_stop(int fe)
+{
+	struct vhost_user_vring_state st = { 0, 0 };
+	send_msg(fe, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
+	struct pollfd p = { .fd = fe, .events = POLLIN };
+	if (poll(&p, 1, 10000) != 1)
+		fail_msg("GET_VRING_BASE: no answer in 10 s: the card hangs stopping the ring");
+	struct vhost_user_msg r;
+	get_reply(fe, VHOST_USER_GET_VRING_BASE, &r);
+	return r.payload.state.num;
+}
+
+/* n flushes on ring 0, 4 at a time (what its QN descriptors hold). */
+static void run_flushes(struct guest *g, unsigned int n)
+{
+	for (unsigned int done = 0; done < n;) {
+		unsigned int k = n - done < 4 ? n - done : 4;
+		post_flushes(g, k);
+		done += k;
+		wait_used(g, (uint16_t)done);
+	}
+}
+
+static void session_close(struct card *s, struct guest *g, int fe, int mfd)
+{
+	inflight_end(s, g, fe, mfd);
+	s->be.ops->close(s->be.ctx);
+}
+
+/*
+ * A call fd that is a pipe nobody reads (a page of buffer: 512 calls) is
+ * refused; 1000 completions later the ring still stops on demand.  Taken,
+ * it blocked the card's write() after 512 calls, and with it every later
+ * completion and the ring's stop.
+ */
+static void test_call_fd_pipe_nobody_reads(void **state)
+{
+	(void)state;
+	struct card s;
+	struct guest g = { 0 };
+	int mfd;
+	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
+	int fe = session_open(&s, &g, &mfd, 1, NO_EVENT_IDX);
+	ring_layout(&g);
+	assert_int_equal(ring_params(fe, UVA, 0), 0);
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_true(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 0);
+	uint64_t call_refused = ring_fd(fe, VHOST_USER_SET_VRING_CALL, p[1]);
+	g.q[0].kick = eventfd(0, EFD_CLOEXEC);
+	g.q[0].call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* unused */
+	assert_int_equal(ring_fd(fe, VHOST_USER_SET_VRING_KICK, g.q[0].kick), 0);
+	assert_int_equal(ring_enable(fe, 1), 0);
+	run_flushes(&g, 1000);
+	assert_int_equal(ring_stop(fe), 1000);
+	assert_int_not_equal(call_refused, 0);
+	session_close(&s, &g, fe, mfd);
+	close(p[0]);
+	close(p[1]);
+}
+
+/*
+ * A real call eventfd, blocking, that the front end fills to its maximum
+ * after handing it over: the card's write() would block.  The card made it
+ * non-blocking: 1000 completions, and the ring stops on demand.
+ */
+static void test_call_fd_saturated_eventfd(void **state)
+{
+	(void)state;
+	struct card s;
+	struct guest g = { 0 };
+	int mfd;
+	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
+	int fe = session_open(&s, &g, &mfd, 1, NO_EVENT_IDX);
+	ring_layout(&g);
+	assert_int_equal(ring_params(fe, UVA, 0), 0);
+	g.q[0].call = eventfd(0, EFD_CLOEXEC);
+	g.q[0].kick = eventfd(0, EFD_CLOEXEC);
+	assert_int_equal(ring_fd(fe, VHOST_USER_SET_VRING_CALL, g.q[0].call), 0);
+	assert_int_equal(ring_fd(fe, VHOST_USER_SET_VRING_KICK, g.q[0].kick), 0);
+	assert_int_equal(ring_enable(fe, 1), 0);
+	uint64_t full = UINT64_MAX - 1;
+	assert_int_equal(write(g.q[0].call, &full, 8), 8);
+	run_flushes(&g, 1000);
+	assert_int_equal(ring_stop(fe), 1000);
+	assert_true(fcntl(g.q[0].call, F_GETFL) & O_NONBLOCK);
+	session_close(&s, &g, fe, mfd);
+}
+
+/*
+ * Kick, call and err fds that are not eventfds are refused: /dev/null, a
+ * regular file, a pipe's read end whose writer is gone (taken as a kick fd,
+ * each of these is always readable and spun the queue's leader thread), a
+ * pipe's write end, a socket, a timerfd, an epoll fd.  The connection lives on, real eventfds work;
+ * without REPLY_ACK a refused fd ends the connection.
+ */
+static void test_bad_ring_fds_refused(void **state)
+{
+	(void)state;
+	struct card s;
+	struct guest g = { 0 };
+	int mfd;
+	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
+	int fe = session_open(&s, &g, &mfd, 1, NO_EVENT_IDX);
+	ring_layout(&g);
+	assert_int_equal(ring_params(fe, UVA, 0), 0);
+
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	assert_true(devnull >= 0);
+	FILE *tf = tmpfile();
+	assert_non_null(tf);
+	int p[2], sp[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	int unread = p[1];
+	int nowriter[2];
+	assert_int_equal(pipe2(nowriter, O_CLOEXEC), 0);
+	close(nowriter[1]);
+	/* These two are files on the same anonymous inode as an eventfd. */
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	assert_true(tfd >= 0 && ep >= 0);
+	const int bad[] = { devnull, fileno(tf), nowriter[0], unread, sp[0], tfd, ep };
+	const uint32_t reqs[] = { VHOST_USER_SET_VRING_KICK, VHOST_USER_SET_VRING_CALL,
+				  VHOST_USER_SET_VRING_ERR };
+	for (unsigned int r = 0; r < 3; r++)
+		for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			print_message("%s with fd kind %u\n", vhost_user_request_name(reqs[r]), i);
+			assert_int_not_equal(ring_fd(fe, reqs[r], bad[i]), 0);
+		}
+
+	g.q[0].kick = eventfd(0, EFD_CLOEXEC);
+	g.q[0].call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int err = eventfd(0, EFD_CLOEXEC);
+	assert_int_equal(ring_fd(fe, VHOST_USER_SET_VRING_ERR, err), 0);
+	assert_int_equal(ring_fd(fe, VHOST_USER_SET_VRING_CALL, g.q[0].call), 0);
+	assert_int_equal(ring_fd(fe, VHOST_USER_SET_VRING_KICK, g.q[0].kick), 0);
+	assert_int_equal(ring_enable(fe, 1), 0);
+	assert_int_equal(request(&g, 0, VIRTIO_BLK_T_IN, 0, 512, true), VIRTIO_BLK_S_OK);
+
+	/* Without a reply asked for, a refused fd ends the connection. */
+	uint64_t v = 0;
+	send_msg(fe, VHOST_USER_SET_VRING_KICK, 0, &v, 8, &devnull, 1);
+	assert_int_equal(stop(&s, fe), -EPROTO);
+	close(g.q[0].kick);
+	close(g.q[0].call);
+	munmap(g.mem, MEMSZ);
+	close(mfd);
+	s.be.ops->close(s.be.ctx);
+	close(err);
+	close(devnull);
+	fclose(tf);
+	close(p[0]);
+	close(p[1]);
+	close(sp[0]);
+	close(sp[1]);
+	close(nowriter[0]);
+	close(tfd);
+	close(ep);
+}
+
+
 int main(void)
 {
 	real_mutex_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_lock");
@@ -935,6 +1150,9 @@ int main(void)
 		cmocka_unit_test(test_async_backend),
 		cmocka_unit_test(test_disconnect_with_completion_in_flight),
 		cmocka_unit_test(test_stop_during_stall),
+		cmocka_unit_test(test_call_fd_pipe_nobody_reads),
+		cmocka_unit_test(test_call_fd_saturated_eventfd),
+		cmocka_unit_test(test_bad_ring_fds_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
