@@ -517,6 +517,20 @@ static int take_ring_fd(struct vub_queue *q, struct vhost_user_msg *m, int *fd)
 	return rc;
 }
 
+/*
+ * Back to the state of a new ring: stopped, disabled (with
+ * PROTOCOL_FEATURES the front end enables it again after the next kick, as
+ * QEMU and flint-hv do at every start; without, the kick enables it), no
+ * kick fd.  Size, addresses, base and call fd stay for the next start.
+ */
+static void queue_halt(struct vub_queue *q)
+{
+	queue_stop(q);
+	q->started = false;
+	q->enabled = false;
+	close_fd(&q->kick_fd);
+}
+
 static int set_vring_kick(struct vub *d, struct vub_queue *q, struct vhost_user_msg *m)
 {
 	int fd;
@@ -531,7 +545,25 @@ static int set_vring_kick(struct vub *d, struct vub_queue *q, struct vhost_user_
 	q->started = true;
 	if (!(d->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
 		q->enabled = true;
-	return queue_try_start(q);
+	rc = queue_try_start(q);
+	/* A refused start leaves no half-started ring behind, which every later
+	 * ring message would try (and fail) to start again. */
+	if (rc != 0)
+		queue_halt(q);
+	return rc;
+}
+
+static int set_vring_enable(struct vub_queue *q, bool enable)
+{
+	q->enabled = enable;
+	if (!enable) {
+		queue_stop(q);
+		return 0;
+	}
+	int rc = queue_try_start(q);
+	if (rc != 0)
+		q->enabled = false;
+	return rc;
 }
 
 static int set_vring_call(struct vub_queue *q, struct vhost_user_msg *m)
@@ -660,9 +692,7 @@ static int dispatch(struct vub *d, struct vhost_user_msg *m,
 		q->base = (uint16_t)m->payload.state.num;
 		return queue_try_start(q);
 	case VHOST_USER_GET_VRING_BASE:
-		queue_stop(q);
-		q->started = false;
-		close_fd(&q->kick_fd);
+		queue_halt(q);
 		*has_reply = true;
 		r->hdr.size = sizeof(r->payload.state);
 		r->payload.state.index = idx;
@@ -675,12 +705,7 @@ static int dispatch(struct vub *d, struct vhost_user_msg *m,
 	case VHOST_USER_SET_VRING_ERR:
 		return set_vring_err(q, m);
 	case VHOST_USER_SET_VRING_ENABLE:
-		q->enabled = m->payload.state.num == 1;
-		if (!q->enabled) {
-			queue_stop(q);
-			return 0;
-		}
-		return queue_try_start(q);
+		return set_vring_enable(q, m->payload.state.num == 1);
 	case VHOST_USER_GET_CONFIG:
 		*has_reply = true;
 		return get_config(d, m, r);

@@ -5,14 +5,18 @@
  *
  * Protocol: GET/SET_FEATURES, GET/SET_PROTOCOL_FEATURES (MQ, REPLY_ACK,
  * CONFIG), GET_QUEUE_NUM, SET_OWNER, RESET_OWNER, SET_MEM_TABLE,
- * SET_VRING_NUM/ADDR/BASE/KICK/CALL/ERR, GET_VRING_BASE (stops the ring),
+ * SET_VRING_NUM/ADDR/BASE/KICK/CALL/ERR (the fds must be eventfds; they are
+ * made non-blocking), GET_VRING_BASE (stops the ring and returns it to its
+ * initial, disabled state: the front end enables it after the next kick),
  * SET_VRING_ENABLE, GET_CONFIG, SET_CONFIG (accepted and ignored: no field is
  * writable).  Every message is checked by vhost_user_msg_validate() and
  * against the device state.  A malformed message (bad size, fds, flags,
  * unknown request) ends the connection.  A well-formed request that cannot
  * be honoured (queue index out of range, ring address outside guest memory,
- * polled kick) is answered with a failure ack when the front end asked for
- * one with REPLY_ACK, else it also ends the connection.
+ * polled kick, a kick/call/err fd that is not an eventfd) is answered with a
+ * failure ack when the front end asked for one with REPLY_ACK, else it also
+ * ends the connection.  A refused ring start leaves the ring stopped and
+ * disabled, never half started (a later good start works).
  *
  * Queues: per started and enabled queue, one thread blocked in poll() on its
  * kick eventfd and opts->iodepth worker threads that pop requests, serve

@@ -259,12 +259,15 @@ static void test_full_session(void **state)
 	send_msg(fe, VHOST_USER_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
 	get_reply(fe, VHOST_USER_GET_VRING_BASE, &r);
 	assert_int_equal(r.payload.state.num, 1);
-	/* Restart it with rings outside guest memory: refused. */
+	/* Restart it with rings outside guest memory: refused when enabled (the
+	 * stop left it disabled, as a new ring). */
 	struct vhost_user_vring_addr a = { .index = 1, .desc = UVA + MEMSZ - 16,
 					   .avail = UVA, .used = UVA + 0x2000 };
 	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
 	uint64_t v = 1;
-	assert_int_not_equal(acked(fe, VHOST_USER_SET_VRING_KICK, &v, 8, &g.q[1].kick, 1), 0);
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_KICK, &v, 8, &g.q[1].kick, 1), 0);
+	st = (struct vhost_user_vring_state){ 1, 1 };
+	assert_int_not_equal(acked(fe, VHOST_USER_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0), 0);
 	/* Queue 0 still serves. */
 	assert_int_equal(request(&g, 0, VIRTIO_BLK_T_IN, 0, 512, true), VIRTIO_BLK_S_OK);
 
@@ -1136,6 +1139,39 @@ static void test_bad_ring_fds_refused(void **state)
 	close(ep);
 }
 
+/*
+ * A ring restarted with its rings outside guest memory is refused; the
+ * front end (like QEMU on a failed start) does not stop a ring whose start
+ * failed.  The next start, with good rings, must work: the refused one
+ * must not leave the ring half started (its kick taken, enabled) so that
+ * every later ring message retries the bad rings and is refused.
+ */
+static void test_failed_start_then_restart(void **state)
+{
+	(void)state;
+	struct card s;
+	struct guest g = { 0 };
+	int mfd;
+	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
+	int fe = session_open(&s, &g, &mfd, 1, NO_EVENT_IDX);
+	setup_ring(fe, &g, 0);
+	assert_int_equal(request(&g, 0, VIRTIO_BLK_T_IN, 0, 512, true), VIRTIO_BLK_S_OK);
+	assert_int_equal(ring_stop(fe), 1);
+
+	uint64_t refused = ring_params(fe, UVA + MEMSZ - 16, 1);
+	refused |= ring_fd(fe, VHOST_USER_SET_VRING_CALL, g.q[0].call);
+	refused |= ring_fd(fe, VHOST_USER_SET_VRING_KICK, g.q[0].kick);
+	refused |= ring_enable(fe, 1);
+	assert_int_not_equal(refused, 0);
+
+	assert_int_equal(ring_params(fe, UVA + g.q[0].desc, 1), 0);
+	assert_int_equal(ring_fd(fe, VHOST_USER_SET_VRING_CALL, g.q[0].call), 0);
+	assert_int_equal(ring_fd(fe, VHOST_USER_SET_VRING_KICK, g.q[0].kick), 0);
+	assert_int_equal(ring_enable(fe, 1), 0);
+	assert_int_equal(request(&g, 0, VIRTIO_BLK_T_IN, 0, 512, true), VIRTIO_BLK_S_OK);
+	session_close(&s, &g, fe, mfd);
+}
+
 
 int main(void)
 {
@@ -1153,6 +1189,7 @@ int main(void)
 		cmocka_unit_test(test_call_fd_pipe_nobody_reads),
 		cmocka_unit_test(test_call_fd_saturated_eventfd),
 		cmocka_unit_test(test_bad_ring_fds_refused),
+		cmocka_unit_test(test_failed_start_then_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
