@@ -418,6 +418,11 @@ static int vuf_queue_start(void *be, const struct virtio_pci_queue_info *q)
 
 	if (f->broken || q->index >= f->nr_queues)
 		return -1;
+	/* From the first message on the back end holds some of this ring's
+	 * state: a reset stops the ring (GET_VRING_BASE) even if its start
+	 * fails half-way, or a back end that kept the state might refuse every
+	 * later start. */
+	f->started[q->index] = true;
 	struct vhost_user_msg m;
 	uint32_t step = VHOST_USER_SET_VRING_NUM;
 	int rc = set_state(f, step, q->index, q->size);
@@ -434,8 +439,6 @@ static int vuf_queue_start(void *be, const struct virtio_pci_queue_info *q)
 		rc = set_state(f, step = VHOST_USER_SET_VRING_BASE, q->index, 0);
 	if (rc == 0)
 		rc = set_vring_fd(f, step = VHOST_USER_SET_VRING_KICK, q->index, q->kick_fd);
-	if (rc == 0)
-		f->started[q->index] = true;
 	if (rc == 0)
 		rc = set_vring_fd(f, step = VHOST_USER_SET_VRING_CALL, q->index, q->call_fd);
 	if (rc == 0)

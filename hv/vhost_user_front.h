@@ -67,7 +67,7 @@ struct vuf {
 	uint64_t backend_features; /* GET_FEATURES */
 	uint64_t protocol_features; /* negotiated */
 	uint8_t config[VUF_BLK_CONFIG_SIZE];
-	bool started[VIRTIO_PCI_QUEUES_MAX];
+	bool started[VIRTIO_PCI_QUEUES_MAX]; /* a start was tried since the last reset */
 	/* Guest-triggered failures: one line each until things work again. */
 	struct log_limit start_log[VIRTIO_PCI_QUEUES_MAX];
 	struct log_limit features_log;

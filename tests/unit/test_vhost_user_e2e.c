@@ -929,9 +929,12 @@ static void test_stop_during_stall(void **state)
 	h.release = true;
 	pthread_mutex_unlock(&h.lock);
 
-	/* The queue starts again from where it stopped and serves. */
+	/* The queue starts again from where it stopped and serves (a stop
+	 * also disables the ring: the front end enables it again). */
 	uint64_t v = 0;
+	struct vhost_user_vring_state on = { 0, 1 };
 	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_KICK, &v, 8, &g.q[0].kick, 1), 0);
+	assert_int_equal(acked(fe, VHOST_USER_SET_VRING_ENABLE, &on, sizeof(on), NULL, 0), 0);
 	post_rw(&g, 1, VIRTIO_BLK_T_OUT);
 	wait_used(&g, 5);
 	assert_int_equal(*(uint8_t *)gp(&g, 0xc000), VIRTIO_BLK_S_OK);

@@ -278,6 +278,128 @@ static void test_missing_features(void **state)
 	expect_refused(base, (1ull << 9) | 1, 2, "back end has 1 queues");
 }
 
+/*
+ * A ring whose start the card refused (rings outside guest memory) does
+ * not stay broken: after the guest's reset the next start works.
+ */
+static void test_failed_start_then_reset(void **state)
+{
+	(void)state;
+	static struct vuf f;
+	struct guest_mem gm;
+	struct card c;
+	char err[256];
+	struct drv_queue q0 = { .kick = -1, .call = -1 };
+
+	assert_int_equal(guest_mem_create(&gm, RAM), 0);
+	int fe = card_start(&c, 1);
+	assert_int_equal(vuf_setup(&f, fe, "blk0", "socketpair", 1, &gm, err, sizeof(err)), 0);
+	uint64_t feat = vuf_ops.get_features(&f);
+	assert_int_equal(vuf_ops.set_features(&f, feat | (1ULL << VIRTIO_F_VERSION_1)), 0);
+	for (int round = 0; round < 3; round++) {
+		/* The guest put its rings beyond its RAM. */
+		struct virtio_pci_queue_info beyond = {
+			.index = 0, .size = DRV_QN, .desc = RAM, .driver = RAM + 0x1000,
+			.device = RAM + 0x2000, .kick_fd = q0.kick, .call_fd = q0.call,
+		};
+		if (round == 0) /* the fds come with the first good start */
+			beyond.kick_fd = beyond.call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		assert_int_not_equal(vuf_ops.queue_start(&f, &beyond), 0);
+		if (round == 0)
+			close(beyond.kick_fd);
+		assert_false(f.broken);
+		vuf_ops.reset(&f);
+		assert_int_equal(vuf_ops.set_features(&f, feat | (1ULL << VIRTIO_F_VERSION_1)), 0);
+		assert_int_equal(drv_queue_start(&f, &gm, &q0, 0, 0x10000), 0);
+		assert_int_equal(drv_request(&gm, &q0, DRV_T_IN, 0, DATA_GPA, 512, 5000), 0);
+		vuf_ops.reset(&f);
+		assert_int_equal(vuf_ops.set_features(&f, feat | (1ULL << VIRTIO_F_VERSION_1)), 0);
+	}
+	card_stop(&c);
+	drv_queue_close(&q0);
+	vuf_close(&f);
+	guest_mem_destroy(&gm);
+}
+
+/* A back end that refuses every SET_VRING_KICK and counts GET_VRING_BASE. */
+struct kick_refuser {
+	int sock;
+	unsigned int vring_base_asked;
+};
+
+static void *refusing_kicks(void *arg)
+{
+	struct kick_refuser *s = arg;
+	struct vhost_user_msg m, r;
+	while (vhost_user_recv(s->sock, &m) == 0) {
+		vhost_user_msg_close_fds(&m);
+		vhost_user_msg_init(&r, m.hdr.request, 8);
+		r.hdr.flags |= VHOST_USER_FLAG_REPLY;
+		switch (m.hdr.request) {
+		case VHOST_USER_GET_FEATURES:
+			r.payload.u64 = (1ULL << VIRTIO_F_VERSION_1) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+			break;
+		case VHOST_USER_GET_PROTOCOL_FEATURES:
+			r.payload.u64 = (1ull << VHOST_USER_PROTOCOL_F_CONFIG) |
+					(1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+			break;
+		case VHOST_USER_GET_CONFIG:
+			r.hdr.size = m.hdr.size;
+			r.payload.config = m.payload.config;
+			memset(r.payload.config.payload, 0, sizeof(r.payload.config.payload));
+			break;
+		case VHOST_USER_GET_VRING_BASE:
+			__atomic_add_fetch(&s->vring_base_asked, 1, __ATOMIC_SEQ_CST);
+			r.hdr.size = sizeof(r.payload.state);
+			r.payload.state = m.payload.state;
+			break;
+		default:
+			if (!(m.hdr.flags & VHOST_USER_FLAG_NEED_REPLY))
+				continue;
+			r.payload.u64 = m.hdr.request == VHOST_USER_SET_VRING_KICK;
+		}
+		if (vhost_user_send(s->sock, &r) != 0)
+			break;
+	}
+	return NULL;
+}
+
+/*
+ * A start the back end refused half-way (at SET_VRING_KICK) is still
+ * stopped at reset: the back end may hold the ring's state from the
+ * messages before, and must be told to let it go.
+ */
+static void test_reset_stops_refused_start(void **state)
+{
+	(void)state;
+	static struct vuf f;
+	struct guest_mem gm;
+	char err[256];
+	int sv[2];
+	pthread_t t;
+	struct drv_queue q0 = { .kick = -1, .call = -1 };
+
+	assert_int_equal(guest_mem_create(&gm, RAM), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct kick_refuser s = { .sock = sv[1] };
+	assert_int_equal(pthread_create(&t, NULL, refusing_kicks, &s), 0);
+	assert_int_equal(vuf_setup(&f, sv[0], "blk0", "script", 1, &gm, err, sizeof(err)), 0);
+	assert_true(f.reply_ack);
+	assert_int_not_equal(drv_queue_start(&f, &gm, &q0, 0, 0x10000), 0);
+	assert_false(f.broken);
+	vuf_ops.reset(&f);
+	assert_false(f.broken);
+	assert_int_equal(__atomic_load_n(&s.vring_base_asked, __ATOMIC_SEQ_CST), 1);
+	/* Nothing was tried since: the next reset has nothing to stop. */
+	vuf_ops.reset(&f);
+	assert_int_equal(__atomic_load_n(&s.vring_base_asked, __ATOMIC_SEQ_CST), 1);
+	vuf_close(&f);
+	pthread_join(t, NULL);
+	close(sv[1]);
+	drv_queue_close(&q0);
+	guest_mem_destroy(&gm);
+}
+
 static void test_connect_errors(void **state)
 {
 	(void)state;
@@ -582,6 +704,8 @@ int main(void)
 		cmocka_unit_test(test_reset_during_storage_stall),
 		cmocka_unit_test(test_silent_stop_cuts_off),
 		cmocka_unit_test(test_failed_starts_log_once),
+		cmocka_unit_test(test_failed_start_then_reset),
+		cmocka_unit_test(test_reset_stops_refused_start),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
