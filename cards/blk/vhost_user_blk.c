@@ -96,6 +96,14 @@ struct vub_queue {
 	pthread_cond_t aio_idle;
 	struct log_limit stall_log;
 	struct vq vq;
+	/*
+	 * What a guest (through the front end) or the front end can trigger
+	 * again and again is latched per ring, once per connection: ring
+	 * errors the guest made (vq_pop, under `lock`), why a ring start or
+	 * fd was refused, and refused ring messages (the message thread).
+	 * The connection's end sums up what was not logged.
+	 */
+	struct log_limit guest_log, cause_log, refused_log;
 };
 
 struct vub {
@@ -430,12 +438,14 @@ static int queue_try_start(struct vub_queue *q)
 	    vq_init(&q->vq, &d->mem, q->num,
 		    d->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC),
 		    desc, avail, used, q->base) != 0) {
-		log_warn("vub: queue %u: rings outside guest memory or misaligned",
-			 q->idx);
+		log_limited(&q->cause_log, LOG_WARN,
+			    "vub: queue %u: rings outside guest memory or misaligned", q->idx);
 		return -EFAULT;
 	}
+	q->vq.guest_log = &q->guest_log;
 	if ((d->features & (1ull << VIRTIO_RING_F_EVENT_IDX)) && vq_use_event_idx(&q->vq) != 0) {
-		log_warn("vub: queue %u: event index fields outside guest memory", q->idx);
+		log_limited(&q->cause_log, LOG_WARN,
+			    "vub: queue %u: event index fields outside guest memory", q->idx);
 		return -EFAULT;
 	}
 	int rc = queue_spawn(q, d->iodepth);
@@ -446,9 +456,22 @@ static int queue_try_start(struct vub_queue *q)
 	return 0;
 }
 
+/* Re-arms the ring's latches, saying once what they kept out of the log. */
+static void queue_log_dropped(struct vub_queue *q)
+{
+	unsigned long long guest = log_limit_rearm(&q->guest_log);
+	unsigned long long cause = log_limit_rearm(&q->cause_log);
+	unsigned long long refused = log_limit_rearm(&q->refused_log);
+	if (guest + cause + refused == 0)
+		return;
+	log_warn("vub: queue %u: not logged: %llu more guest ring errors, %llu more "
+		 "refusal causes, %llu more refused requests", q->idx, guest, cause, refused);
+}
+
 static void queue_reset(struct vub_queue *q)
 {
 	queue_stop(q);
+	queue_log_dropped(q);
 	close_fd(&q->kick_fd);
 	close_fd(&q->err_fd);
 	pthread_mutex_lock(&q->call_lock);
@@ -510,8 +533,8 @@ static int take_ring_fd(struct vub_queue *q, struct vhost_user_msg *m, int *fd)
 		return 0;
 	int rc = ring_eventfd_check(*fd, q->stop_fd);
 	if (rc != 0) {
-		log_warn("vub: queue %u: %s fd is not an eventfd: refused", q->idx,
-			 vhost_user_request_name(m->hdr.request));
+		log_limited(&q->cause_log, LOG_WARN, "vub: queue %u: %s fd is not an eventfd",
+			    q->idx, vhost_user_request_name(m->hdr.request));
 		close_fd(fd);
 	}
 	return rc;
@@ -607,6 +630,40 @@ static int get_config(struct vub *d, const struct vhost_user_msg *m,
 	return 0;
 }
 
+/* Whether m is about one ring; its index (unchecked) into *idx. */
+static bool msg_ring_index(const struct vhost_user_msg *m, uint32_t *idx)
+{
+	switch (m->hdr.request) {
+	case VHOST_USER_SET_VRING_NUM:
+	case VHOST_USER_SET_VRING_ADDR:
+	case VHOST_USER_SET_VRING_BASE:
+	case VHOST_USER_GET_VRING_BASE:
+	case VHOST_USER_SET_VRING_ENABLE:
+		*idx = m->payload.state.index; /* also addr.index */
+		return true;
+	case VHOST_USER_SET_VRING_KICK:
+	case VHOST_USER_SET_VRING_CALL:
+	case VHOST_USER_SET_VRING_ERR:
+		*idx = (uint32_t)(m->payload.u64 & VHOST_USER_VRING_IDX_MASK);
+		return true;
+	default:
+		*idx = 0;
+		return false;
+	}
+}
+
+/* A refused message; those about a ring go through its latch. */
+static void log_refused(struct vub *d, const struct vhost_user_msg *m, const char *name,
+			int rc)
+{
+	uint32_t idx;
+	if (msg_ring_index(m, &idx) && idx < d->num_queues)
+		log_limited(&d->q[idx].refused_log, LOG_WARN, "vub: queue %u: %s failed: %s",
+			    idx, name, strerror(-rc));
+	else
+		log_warn("vub: %s failed: %s", name, strerror(-rc));
+}
+
 /*
  * Act on a validated message.  *reply is set (hdr.size, payload) when the
  * request has an answer of its own.  0 or -errno.
@@ -614,26 +671,11 @@ static int get_config(struct vub *d, const struct vhost_user_msg *m,
 static int dispatch(struct vub *d, struct vhost_user_msg *m,
 		    struct vhost_user_msg *r, bool *has_reply)
 {
-	uint32_t idx = 0;
+	uint32_t idx;
 	struct vub_queue *q = NULL;
 
 	*has_reply = false;
-	switch (m->hdr.request) {
-	case VHOST_USER_SET_VRING_NUM:
-	case VHOST_USER_SET_VRING_ADDR:
-	case VHOST_USER_SET_VRING_BASE:
-	case VHOST_USER_GET_VRING_BASE:
-	case VHOST_USER_SET_VRING_ENABLE:
-		idx = m->payload.state.index; /* also addr.index */
-		break;
-	case VHOST_USER_SET_VRING_KICK:
-	case VHOST_USER_SET_VRING_CALL:
-	case VHOST_USER_SET_VRING_ERR:
-		idx = (uint32_t)(m->payload.u64 & VHOST_USER_VRING_IDX_MASK);
-		break;
-	default:
-		break;
-	}
+	(void)msg_ring_index(m, &idx);
 	if (idx >= d->num_queues)
 		return -EINVAL;
 	q = &d->q[idx];
@@ -755,7 +797,7 @@ static int serve_conn(struct vub *d, int sock)
 			r.payload.u64 = rc != 0;
 		}
 		if (rc != 0)
-			log_warn("vub: %s failed: %s", name, strerror(-rc));
+			log_refused(d, &m, name, rc);
 		if (has_reply || ack) {
 			r.hdr.flags |= VHOST_USER_FLAG_REPLY;
 			int s = vhost_user_send(sock, &r);
@@ -803,6 +845,9 @@ static struct vub *vub_create(struct blk_backend *be, const struct vub_options *
 		log_limit_init(&q->stall_log, 1, 60000);
 		q->aio_free = -1;
 		q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		log_limit_init(&q->guest_log, 1, 0);
+		log_limit_init(&q->cause_log, 1, 0);
+		log_limit_init(&q->refused_log, 1, 0);
 	}
 	pthread_condattr_destroy(&mono);
 	return d;

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "log.h"
+#include "log_limit.h"
 
 static void *ring_ptr(const struct gmm *mem, uint64_t gpa, uint64_t len,
 		      uintptr_t align)
@@ -37,6 +37,8 @@ int vq_init(struct vq *q, const struct gmm *mem, uint16_t num, bool indirect,
 	q->num = num;
 	q->indirect = indirect;
 	q->last_avail = base;
+	log_limit_init(&q->own_log, 1, 0);
+	q->guest_log = &q->own_log;
 	/* Resume where the used ring stands (all earlier requests completed). */
 	q->used_idx = le16toh(__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE));
 	return 0;
@@ -153,9 +155,10 @@ int vq_pop(struct vq *q, struct vq_req *req)
 		if (avail_idx == q->last_avail)
 			return 0;
 		if ((uint16_t)(avail_idx - q->last_avail) > q->num) {
-			log_warn("vq: avail index %u is %u ahead of %u, queue stopped",
-				 avail_idx, (uint16_t)(avail_idx - q->last_avail),
-				 q->last_avail);
+			log_limited(q->guest_log, LOG_WARN,
+				    "vq: avail index %u is %u ahead of %u, queue stopped",
+				    avail_idx, (uint16_t)(avail_idx - q->last_avail),
+				    q->last_avail);
 			q->broken = true;
 			return 0;
 		}
@@ -164,8 +167,8 @@ int vq_pop(struct vq *q, struct vq_req *req)
 			__ATOMIC_RELAXED));
 		q->last_avail++;
 		if (head >= q->num) {
-			log_warn("vq: avail head %u >= queue size %u, dropped",
-				 head, q->num);
+			log_limited(q->guest_log, LOG_WARN,
+				    "vq: avail head %u >= queue size %u, dropped", head, q->num);
 			continue;
 		}
 		req->head = head;

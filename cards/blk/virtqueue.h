@@ -34,6 +34,7 @@
 #include <linux/virtio_ring.h>
 
 #include "guest_mem_map.h"
+#include "log_limit.h"
 
 #define VQ_MAX_SIZE 32768u
 #define VQ_MAX_SEGS 256u
@@ -69,6 +70,15 @@ struct vq {
 	struct vring_avail *avail;
 	struct vring_used *used;
 	uint64_t avail_gpa, used_gpa;
+	/*
+	 * The warnings the guest can trigger (a bad avail head or index) go
+	 * through *guest_log: vq_init points it at own_log, a latch for this
+	 * start of the ring; an owner that outlives the ring's starts points
+	 * it at a latch of its own (used under the lock it holds around
+	 * vq_pop), so that a guest restarting the ring gets no fresh line.
+	 */
+	struct log_limit *guest_log;
+	struct log_limit own_log;
 };
 
 /*

@@ -33,6 +33,7 @@
 #include "virtio_blk.h"
 #include "virtqueue.h"
 #include "test_vub_card.h"
+#include "test_log_capture.h"
 
 #define MEMSZ (1024 * 1024)
 #define UVA 0x7f0000000000ull /* the "front end's" address of guest RAM */
@@ -1176,6 +1177,81 @@ static void test_failed_start_then_restart(void **state)
 }
 
 
+/*
+ * 1000 kicks, each with 7 avail heads beyond the ring and one good flush:
+ * the card says so once, and at the end how many it did not log (7000
+ * lines before: one per bad head).
+ */
+static void test_bad_heads_logged_once(void **state)
+{
+	(void)state;
+	struct card s;
+	struct guest g = { 0 };
+	int mfd;
+	struct log_capture cap;
+	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
+	int fe = session_open(&s, &g, &mfd, 1, NO_EVENT_IDX);
+	setup_ring(fe, &g, 0);
+	struct vring_avail *a = gp(&g, g.q[0].avail);
+	capture_begin(&cap);
+	for (unsigned int k = 0; k < 1000; k++) {
+		for (unsigned int b = 0; b < 7; b++)
+			a->ring[g.q[0].avail_idx++ % QN] = (uint16_t)(QN + b);
+		post_flushes(&g, 1);
+		wait_used(&g, (uint16_t)(k + 1));
+	}
+	assert_int_equal(ring_stop(fe), 8000);
+	assert_int_equal(capture_end(&cap, NULL), 1);
+	/* The end of the connection says how many were not logged. */
+	capture_begin(&cap);
+	assert_int_equal(stop(&s, fe), 0);
+	assert_int_equal(capture_end(&cap, "6999 more guest ring errors"), 1);
+	close(g.q[0].kick);
+	close(g.q[0].call);
+	munmap(g.mem, MEMSZ);
+	close(mfd);
+	s.be.ops->close(s.be.ctx);
+}
+
+/*
+ * 200 start/stop cycles of a ring whose rings lie outside guest memory:
+ * every start is refused, the card says why and that it refused once, and
+ * at the end how many it did not log (400 lines before: the cause and the
+ * refusal, per cycle).
+ */
+static void test_failed_starts_logged_once(void **state)
+{
+	(void)state;
+	struct card s;
+	struct guest g = { 0 };
+	int mfd;
+	struct log_capture cap;
+	assert_int_equal(blk_mem_create(&s.be, DISK, 512), 0);
+	int fe = session_open(&s, &g, &mfd, 1, NO_EVENT_IDX);
+	ring_layout(&g);
+	g.q[0].kick = eventfd(0, EFD_CLOEXEC);
+	g.q[0].call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	capture_begin(&cap);
+	for (unsigned int k = 0; k < 200; k++) {
+		uint64_t refused = ring_params(fe, UVA + MEMSZ - 16, 0);
+		refused |= ring_fd(fe, VHOST_USER_SET_VRING_CALL, g.q[0].call);
+		refused |= ring_fd(fe, VHOST_USER_SET_VRING_KICK, g.q[0].kick);
+		refused |= ring_enable(fe, 1);
+		assert_int_not_equal(refused, 0);
+		assert_int_equal(ring_stop(fe), 0);
+	}
+	/* The cause and the refusal, once. */
+	assert_int_equal(capture_end(&cap, NULL), 2);
+	capture_begin(&cap);
+	assert_int_equal(stop(&s, fe), 0);
+	assert_int_equal(capture_end(&cap, "199 more refusal causes, 199 more refused"), 1);
+	close(g.q[0].kick);
+	close(g.q[0].call);
+	munmap(g.mem, MEMSZ);
+	close(mfd);
+	s.be.ops->close(s.be.ctx);
+}
+
 int main(void)
 {
 	real_mutex_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_lock");
@@ -1193,6 +1269,8 @@ int main(void)
 		cmocka_unit_test(test_call_fd_saturated_eventfd),
 		cmocka_unit_test(test_bad_ring_fds_refused),
 		cmocka_unit_test(test_failed_start_then_restart),
+		cmocka_unit_test(test_bad_heads_logged_once),
+		cmocka_unit_test(test_failed_starts_logged_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
