@@ -51,6 +51,20 @@ int gmm_map(struct gmm *g, const struct vhost_user_mem_region *regs,
 	for (unsigned int i = 0; i < n; i++) {
 		const struct vhost_user_mem_region *r = &regs[i];
 		size_t len = (size_t)(r->mmap_offset + r->memory_size);
+		/*
+		 * A front end that could shrink the file under our mapping could
+		 * make the card die of SIGBUS: only memory sealed against
+		 * shrinking is accepted (flint-hv and QEMU's memory-backend-memfd
+		 * both seal).  The seals come first: only then is the size that
+		 * fstat reports final.  The other way round, a front end could
+		 * shrink and seal between the two calls.
+		 */
+		int seals = fcntl(fds[i], F_GET_SEALS);
+		if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+			log_warn("gmm: region %u is not sealed against shrinking: refused", i);
+			rc = -EINVAL;
+			goto fail;
+		}
 		struct stat st;
 		if (fstat(fds[i], &st) != 0) {
 			rc = -errno;
@@ -60,17 +74,6 @@ int gmm_map(struct gmm *g, const struct vhost_user_mem_region *regs,
 		if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < len) {
 			log_warn("gmm: region %u: fd has %lld bytes, needs %zu",
 				 i, (long long)st.st_size, len);
-			rc = -EINVAL;
-			goto fail;
-		}
-		/*
-		 * A front end that could shrink the file under our mapping could
-		 * make the card die of SIGBUS: only sealed memory is accepted
-		 * (flint-hv and QEMU's memory-backend-memfd both seal).
-		 */
-		int seals = fcntl(fds[i], F_GET_SEALS);
-		if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
-			log_warn("gmm: region %u is not sealed against shrinking: refused", i);
 			rc = -EINVAL;
 			goto fail;
 		}

@@ -21,6 +21,7 @@
 #include "guest_mem_map.h"
 #include "virtio_blk.h"
 #include "virtqueue.h"
+#include "test_log_capture.h"
 
 #define BASE 0x10000ull
 #define MEMSZ 0x40000ull
@@ -197,6 +198,35 @@ static void test_gmm_map_memfd(void **state)
 	r[1].mmap_offset = 0;
 	r[1].memory_size = UINT64_MAX;
 	assert_int_not_equal(gmm_map(&g, r, fds, 2), 0);
+	close(fd);
+}
+
+/*
+ * The seals are checked before the size: only once the fd cannot shrink
+ * any more does its size say what may be mapped.  Checked the other way
+ * round, a front end could shrink and seal between fstat and F_GET_SEALS
+ * and have the card map past the end (SIGBUS at the first touch).  The
+ * race itself needs a hook between two system calls; what is tested is
+ * the order: an fd that is both unsealed and too small is refused for
+ * being unsealed, before its size is looked at.
+ */
+static void test_gmm_map_seals_before_size(void **state)
+{
+	(void)state;
+	struct log_capture cap;
+	struct gmm g;
+	struct vhost_user_mem_region r = { .guest_phys_addr = 0, .memory_size = 8192 };
+	int fd = memfd_create("gmm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	capture_begin(&cap);
+	assert_int_equal(gmm_map(&g, &r, &fd, 1), -EINVAL);
+	assert_int_equal(capture_end(&cap, "not sealed against shrinking"), 1);
+	/* Sealed, it is refused for its size. */
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	capture_begin(&cap);
+	assert_int_equal(gmm_map(&g, &r, &fd, 1), -EINVAL);
+	assert_int_equal(capture_end(&cap, "fd has 4096 bytes, needs 8192"), 1);
 	close(fd);
 }
 
@@ -592,6 +622,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gmm_edges),
 		cmocka_unit_test(test_gmm_map_memfd),
+		cmocka_unit_test(test_gmm_map_seals_before_size),
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
 		T(test_vq_init_checks),
 		T(test_write_read),
