@@ -6,12 +6,22 @@
 #include <unistd.h>
 
 static const char *log_prog = "flint";
+static char log_context[72]; /* "" or "[instance/device]" */
 static enum log_level log_max = LOG_INFO;
 
 void log_init(const char *prog, enum log_level level)
 {
 	log_prog = prog;
 	log_max = level;
+}
+
+void log_set_context(const char *context)
+{
+	if (context == NULL || context[0] == '\0') {
+		log_context[0] = '\0';
+		return;
+	}
+	snprintf(log_context, sizeof(log_context), "[%s]", context);
 }
 
 void log_set_level(enum log_level level)
@@ -28,7 +38,7 @@ __attribute__((format(printf, 1, 0)))
 static void log_emit(const char *fmt, va_list ap, const char *suffix)
 {
 	char buf[512];
-	int n = snprintf(buf, sizeof(buf), "%s: ", log_prog);
+	int n = snprintf(buf, sizeof(buf), "%s%s: ", log_prog, log_context);
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return;

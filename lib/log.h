@@ -1,6 +1,8 @@
 /*
  * One small log module for every Flint process: messages go to stderr as
- * "<prog>: <text>", warn() appends the errno text.  No guest-controlled bytes
+ * "<prog>: <text>" (or "<prog>[<context>]: <text>" once a context is set:
+ * a card names its instance and device so that two instances' cards can be
+ * told apart), warn() appends the errno text.  No guest-controlled bytes
  * are ever passed as the format string.
  */
 #ifndef FLINT_LOG_H
@@ -12,6 +14,8 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_init(const char *prog, enum log_level level);
 void log_set_level(enum log_level level);
+/* A short context shown in brackets after the program name; NULL clears it. */
+void log_set_context(const char *context);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Like log_msg(LOG_ERROR, ...) with ": <strerror(errno)>" appended. */
