@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -48,6 +49,10 @@ static void test_defaults(void **state)
 	assert_int_equal(c.sector, 4096);
 	assert_int_equal(c.queues, 1);
 	assert_int_equal(c.iodepth, CARD_DEFAULT_IODEPTH);
+	assert_int_equal(c.channel_fd, -1);
+	assert_int_equal(c.peer_uid, geteuid());
+	assert_null(c.instance);
+	assert_null(c.device);
 }
 
 static void test_valid(void **state)
@@ -76,6 +81,10 @@ static void test_refused(void **state)
 		{ "--queues", "-1" }, { "--queues", "" }, { "--iodepth", "0" },
 		{ "--iodepth", "65" }, { "--iodepth", "99999999999999999999" },
 		{ "--serial", "123456789012345678901" },
+		{ "--fd", "-1" }, { "--fd", "3x" }, { "--peer-uid", "4294967295" },
+		{ "--peer-uid", "-5" }, { "--instance", "" }, { "--instance", "i 42" },
+		{ "--instance", "i/42" }, { "--device", "vdb]" }, { "--device", "vd\nb" },
+		{ "--instance", "i-123456789012345678901234567890123" }, /* 34 chars */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct card_common_config c;
@@ -84,6 +93,42 @@ static void test_refused(void **state)
 		print_message("%s '%s'\n", bad[i][0], bad[i][1]);
 		assert_int_equal(parse(&c, &others, argv), -1);
 	}
+}
+
+static void test_channel_and_names(void **state)
+{
+	(void)state;
+	struct card_common_config c;
+	char err[128], ctx[80];
+	int others;
+	char *fd_mode[] = { "card", "--fd", "3", "--instance", "i-42", "--device", "vd.b_1", NULL };
+	assert_int_equal(parse(&c, &others, fd_mode), 0);
+	assert_int_equal(c.channel_fd, 3);
+	assert_int_equal(card_common_check(&c, err, sizeof(err)), 0);
+	card_log_context(&c, ctx, sizeof(ctx));
+	assert_string_equal(ctx, "i-42/vd.b_1");
+
+	char *path_mode[] = { "card", "--socket", "/s", "--peer-uid", "107", NULL };
+	assert_int_equal(parse(&c, &others, path_mode), 0);
+	assert_int_equal(c.peer_uid, 107);
+	assert_int_equal(card_common_check(&c, err, sizeof(err)), 0);
+	card_log_context(&c, ctx, sizeof(ctx));
+	assert_string_equal(ctx, "");
+
+	/* Exactly one channel; --peer-uid only for a socket. */
+	char *both[] = { "card", "--socket", "/s", "--fd", "3", NULL };
+	char *neither[] = { "card", "--queues", "2", NULL };
+	char *uid_with_fd[] = { "card", "--fd", "3", "--peer-uid", "0", NULL };
+	char **refused[] = { both, neither, uid_with_fd };
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(parse(&c, &others, refused[i]), 0);
+		assert_int_equal(card_common_check(&c, err, sizeof(err)), -1);
+		print_message("%s\n", err);
+	}
+	char *device_only[] = { "card", "--fd", "0", "--device", "vdb", NULL };
+	assert_int_equal(parse(&c, &others, device_only), 0);
+	card_log_context(&c, ctx, sizeof(ctx));
+	assert_string_equal(ctx, "-/vdb");
 }
 
 static int own_option(void *ctx, int opt, const char *arg)
@@ -143,6 +188,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_channel_and_names),
 		cmocka_unit_test(test_parse_options),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
