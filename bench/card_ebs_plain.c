@@ -22,7 +22,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: flint-card-ebs-plain --socket PATH --nbd ENDPOINT [options]\n"
+	fprintf(stderr, "usage: flint-card-ebs-plain (--fd N | --socket PATH) --nbd ENDPOINT [options]\n"
 		CARD_COMMON_USAGE "(benchmark only: no encryption)\n");
 }
 
@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 
 	log_init("flint-card-ebs-plain", LOG_INFO);
 	if (card_parse_options(argc, argv, opts, &card, plain_option, &endpoint, usage) != 0 ||
-	    !card.socket_path || !endpoint) {
+	    !endpoint) {
 		usage();
 		return 2;
 	}
@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 	struct vub_options vo = {
 		.num_queues = card.queues, .iodepth = card.iodepth, .serial = card.serial,
 	};
-	int rc = card_run(&vol, card.socket_path, &vo, "volume");
+	int rc = card_run(&vol, &card, &vo, "volume");
 	vol.ops->close(vol.ctx);
 	return rc == 0 ? 0 : 1;
 }

@@ -1,6 +1,7 @@
 #include "card_serve.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -14,10 +15,13 @@
 #include "card_sandbox.h"
 #include "log.h"
 
+/* A local process connecting in a loop must not flood the log. */
+#define REFUSALS_LOGGED 8
+
 struct serve_state {
 	pthread_mutex_t lock;
-	int listen_fd;
-	int conn_fd; /* -1 between connections */
+	int listen_fd; /* -1 unless waiting for the front end on --socket */
+	int conn_fd;   /* -1 unless serving the front end */
 	bool stopping;
 	sigset_t stop_signals;
 };
@@ -50,6 +54,43 @@ int card_listen_unix(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+int card_check_channel_fd(int fd, char *err, size_t errlen)
+{
+	struct stat st;
+	struct sockaddr_un peer;
+	socklen_t plen = sizeof(peer);
+	int type = 0, domain = 0, listening = 0;
+	socklen_t len = sizeof(int);
+
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "--fd %d: %s", fd, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "--fd %d: not a socket", fd);
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) {
+		snprintf(err, errlen, "--fd %d: %s", fd, strerror(errno));
+		return -1;
+	}
+	if (domain != AF_UNIX || type != SOCK_STREAM) {
+		snprintf(err, errlen, "--fd %d: not a unix stream socket", fd);
+		return -1;
+	}
+	if (listening || getpeername(fd, (struct sockaddr *)&peer, &plen) != 0) {
+		snprintf(err, errlen, "--fd %d: not a connected socket", fd);
+		return -1;
+	}
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+		snprintf(err, errlen, "--fd %d: %s", fd, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void *stop_watcher(void *arg)
 {
 	struct serve_state *s = arg;
@@ -59,13 +100,36 @@ static void *stop_watcher(void *arg)
 		;
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
-	/* Wake accept() and end the current connection: vub_serve sees EOF. */
-	shutdown(s->listen_fd, SHUT_RDWR);
+	/* Wake accept(), or end the connection: vub_serve sees EOF. */
+	if (s->listen_fd >= 0)
+		shutdown(s->listen_fd, SHUT_RDWR);
 	if (s->conn_fd >= 0)
 		shutdown(s->conn_fd, SHUT_RDWR);
 	pthread_mutex_unlock(&s->lock);
 	log_info("signal %d: stopping", sig);
 	return NULL;
+}
+
+/*
+ * Blocks SIGTERM and SIGINT in every thread started from here on and hands
+ * them to a watcher thread.  The watcher is never joined: once the front end
+ * is gone the process ends, and a late signal it consumes does no harm.
+ */
+static int start_stop_watcher(struct serve_state *s)
+{
+	pthread_t watcher;
+
+	pthread_mutex_init(&s->lock, NULL);
+	s->listen_fd = s->conn_fd = -1;
+	s->stopping = false;
+	sigemptyset(&s->stop_signals);
+	sigaddset(&s->stop_signals, SIGTERM);
+	sigaddset(&s->stop_signals, SIGINT);
+	if (pthread_sigmask(SIG_BLOCK, &s->stop_signals, NULL) != 0 ||
+	    pthread_create(&watcher, NULL, stop_watcher, s) != 0)
+		return -1;
+	pthread_detach(watcher);
+	return 0;
 }
 
 static bool stopping(struct serve_state *s)
@@ -76,71 +140,146 @@ static bool stopping(struct serve_state *s)
 	return st;
 }
 
-int card_serve_until_signal(int listen_fd, struct blk_backend *vol,
-			    const struct vub_options *opts)
+/* SO_PEERCRED: the uid the peer had when it connected (kernel-checked). */
+static bool peer_expected(int conn, uid_t want, unsigned int *refused)
 {
-	static struct serve_state s;
-	pthread_t watcher;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
 
-	pthread_mutex_init(&s.lock, NULL);
-	s.listen_fd = listen_fd;
-	s.conn_fd = -1;
-	s.stopping = false;
-	sigemptyset(&s.stop_signals);
-	sigaddset(&s.stop_signals, SIGTERM);
-	sigaddset(&s.stop_signals, SIGINT);
-	/* Every thread started from here on inherits the blocked set. */
-	if (pthread_sigmask(SIG_BLOCK, &s.stop_signals, NULL) != 0 ||
-	    pthread_create(&watcher, NULL, stop_watcher, &s) != 0)
-		return -1;
-
-	while (!stopping(&s)) {
-		int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (conn < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (stopping(&s))
-				break;
-			log_errno("accept");
-			return -1;
-		}
-		pthread_mutex_lock(&s.lock);
-		bool stop = s.stopping;
-		if (!stop)
-			s.conn_fd = conn;
-		pthread_mutex_unlock(&s.lock);
-		if (!stop) {
-			log_info("front end connected");
-			int r = vub_serve(conn, vol, opts);
-			log_info("front end gone (%s)", r == 0 ? "disconnected" : strerror(-r));
-		}
-		pthread_mutex_lock(&s.lock);
-		s.conn_fd = -1;
-		close(conn);
-		pthread_mutex_unlock(&s.lock);
+	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) {
+		log_errno("front end refused: no peer credentials");
+		return false;
 	}
-	pthread_join(watcher, NULL);
-	return 0;
+	if (cr.uid == want) {
+		log_info("front end connected (pid %d, uid %u)", (int)cr.pid, (unsigned)cr.uid);
+		return true;
+	}
+	if (++*refused <= REFUSALS_LOGGED)
+		log_warn("refused a front end from uid %u (pid %d): expecting uid %u%s",
+			 (unsigned)cr.uid, (int)cr.pid, (unsigned)want,
+			 *refused == REFUSALS_LOGGED ? "; further refusals are not logged" : "");
+	return false;
 }
 
-int card_run(struct blk_backend *vol, const char *socket_path, const struct vub_options *opts,
-	     const char *what)
+/* Removes path if it is still the socket this card bound there. */
+static void remove_socket_path(const char *path, const struct stat *bound)
+{
+	struct stat now;
+	if (lstat(path, &now) == 0 && now.st_dev == bound->st_dev && now.st_ino == bound->st_ino)
+		unlink(path);
+}
+
+/*
+ * Waits on path for the one front end with uid want; others are refused and
+ * the wait goes on.  The path is removed and the listening socket closed
+ * before returning.  The connection, or -1 (*stopped: a stop signal came).
+ */
+static int accept_front_end(struct serve_state *s, const char *path, uid_t want, bool *stopped)
 {
 	char err[256];
-	int lfd = card_listen_unix(socket_path, err, sizeof(err));
+	struct stat bound;
+	unsigned int refused = 0;
+	int conn = -1;
 
+	int lfd = card_listen_unix(path, err, sizeof(err));
 	if (lfd < 0) {
 		log_err("%s", err);
 		return -1;
 	}
-	if (card_sandbox_enter() != 0) {
-		log_err("cannot enter the seccomp jail");
+	if (lstat(path, &bound) != 0) {
+		log_errno("--socket %s", path);
 		close(lfd);
 		return -1;
 	}
-	log_info("serving %llu MiB %s on %s", (unsigned long long)(vol->size_bytes >> 20), what,
-		 socket_path);
-	int rc = card_serve_until_signal(lfd, vol, opts);
+	pthread_mutex_lock(&s->lock);
+	s->listen_fd = lfd;
+	pthread_mutex_unlock(&s->lock);
+	log_info("waiting on %s for the front end (uid %u)", path, (unsigned)want);
+	while (conn < 0 && !stopping(s)) {
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED || stopping(s))
+				continue;
+			log_errno("accept on %s", path);
+			break;
+		}
+		if (peer_expected(c, want, &refused))
+			conn = c;
+		else
+			close(c);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->listen_fd = -1;
+	*stopped = s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	/* Connections queued behind the front end see their end now. */
 	close(lfd);
-	return rc == 0 ? 0 : -1;
+	remove_socket_path(path, &bound);
+	if (conn >= 0 && *stopped) {
+		close(conn);
+		conn = -1;
+	}
+	return conn;
+}
+
+static int inherited_front_end(int fd)
+{
+	char err[256];
+	if (card_check_channel_fd(fd, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	log_info("front end on fd %d", fd);
+	return fd;
+}
+
+/* Serves conn until the front end goes away or a stop signal; closes it. */
+static int serve_front_end(struct serve_state *s, int conn, struct blk_backend *vol,
+			   const struct vub_options *opts)
+{
+	pthread_mutex_lock(&s->lock);
+	bool stop = s->stopping;
+	if (!stop)
+		s->conn_fd = conn;
+	pthread_mutex_unlock(&s->lock);
+	int r = stop ? 0 : vub_serve(conn, vol, opts);
+	pthread_mutex_lock(&s->lock);
+	s->conn_fd = -1;
+	stop = s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	close(conn);
+	if (stop)
+		return 0;
+	if (r == 0 || r == -EPROTO) {
+		log_info("front end gone (%s): ending the volume's life",
+			 r == 0 ? "disconnected" : "protocol error");
+		return 0;
+	}
+	log_err("serving the front end failed: %s; ending the volume's life", strerror(-r));
+	return -1;
+}
+
+int card_run(struct blk_backend *vol, const struct card_common_config *card,
+	     const struct vub_options *opts, const char *what)
+{
+	static struct serve_state s; /* the watcher outlives this call */
+	bool stopped = false;
+
+	if (start_stop_watcher(&s) != 0) {
+		log_err("cannot start the signal watcher");
+		return -1;
+	}
+	log_info("%llu MiB %s", (unsigned long long)(vol->size_bytes >> 20), what);
+	int conn = card->socket_path != NULL
+		? accept_front_end(&s, card->socket_path, card->peer_uid, &stopped)
+		: inherited_front_end(card->channel_fd);
+	if (conn < 0)
+		return stopped ? 0 : -1;
+	/* Nothing the front end sent has been read yet. */
+	if (card_sandbox_enter() != 0) {
+		log_err("cannot enter the seccomp jail");
+		close(conn);
+		return -1;
+	}
+	return serve_front_end(&s, conn, vol, opts);
 }

@@ -7,10 +7,11 @@
  * NBD (EBS-2).  The 512-bit volume key arrives on an inherited fd (the
  * control channel until KMS delivery lands), lives only in locked,
  * non-dumpable memory, and is wiped when the volume is detached (SIGTERM)
- * (EBS-6).
+ * or its one front end goes away (EBS-6, CARD-7): the volume is flushed, the
+ * key wiped and the card exits; it never serves a second front end.
  *
  * Start-up order: parse, lock memory, read the key, connect to storage,
- * listen, enter the jail, then serve.
+ * take the front end's channel, enter the jail, then serve.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,7 +38,7 @@ struct ebs_config {
 
 static void usage(void)
 {
-	printf("usage: flint-card-ebs --socket PATH --nbd ENDPOINT --key-fd N [options]\n"
+	printf("usage: flint-card-ebs (--fd N | --socket PATH) --nbd ENDPOINT --key-fd N [options]\n"
 	       "  --nbd ENDPOINT       storage server: unix:/path, /path or 127.0.0.1:port\n"
 	       "  --export NAME        NBD export name (default: the default export)\n"
 	       "  --key-fd N           fd carrying the 64-byte AES-256-XTS volume key\n"
@@ -83,8 +84,12 @@ static int parse_args(int argc, char **argv, struct ebs_config *c)
 	*c = (struct ebs_config){ .key_fd = -1, .retry_ms = 30000 };
 	if (card_parse_options(argc, argv, opts, &c->card, ebs_option, c, usage) != 0)
 		return -1;
-	if (!c->card.socket_path || !c->endpoint || c->key_fd < 0) {
-		log_err("--socket, --nbd and --key-fd are required (see --help)");
+	if (!c->endpoint || c->key_fd < 0) {
+		log_err("--nbd and --key-fd are required (see --help)");
+		return -1;
+	}
+	if (c->key_fd == c->card.channel_fd) {
+		log_err("--key-fd and --fd must differ");
 		return -1;
 	}
 	return 0;
@@ -145,9 +150,15 @@ int main(int argc, char **argv)
 	struct vub_options vo = {
 		.num_queues = cfg.card.queues, .iodepth = cfg.card.iodepth, .serial = cfg.card.serial,
 	};
-	rc = card_run(&vol, cfg.card.socket_path, &vo, "volume");
-	/* Detach: the XTS layer wipes its key schedules as it closes (EBS-6). */
+	rc = card_run(&vol, &cfg.card, &vo, "volume");
+	/*
+	 * Detach, or the front end is gone: what it wrote reaches storage, then
+	 * the XTS layer wipes its key schedules as it closes (EBS-6).
+	 */
+	int fr = vol.ops->flush(vol.ctx);
+	if (fr != 0)
+		log_err("detach: flushing the volume failed: %s", strerror(-fr));
 	vol.ops->close(vol.ctx);
 	log_info("volume detached, key wiped");
-	return rc == 0 ? 0 : 1;
+	return rc == 0 && fr == 0 ? 0 : 1;
 }
