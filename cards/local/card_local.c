@@ -3,10 +3,11 @@
  *
  * The same block card as card-ebs in its second mode: the store is a local
  * file or device, and the AES-256-XTS key is generated here, per device, and
- * never leaves this process (IST-3).  On release (SIGTERM: the instance
- * stopped or terminated) the key is destroyed - crypto-erase (IST-4) - and
- * the head and tail of the store are zeroed so the next tenant sees a clean
- * device (IST-5).
+ * never leaves this process (IST-3).  The device reads as zeros wherever the
+ * instance has not written (IST-5, fresh_disk.h), whatever an earlier tenant
+ * left in the store.  On release (SIGTERM: the instance stopped or
+ * terminated) or when its one front end goes away, the key is destroyed -
+ * crypto-erase (IST-4) - and the card exits.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,25 +20,22 @@
 #include "card_options.h"
 #include "card_serve.h"
 #include "file_backend.h"
+#include "fresh_disk.h"
 #include "key_mem.h"
 #include "log.h"
 #include "parse_num.h"
-
-#define SCRUB_DEFAULT (1ULL << 20)
 
 struct local_config {
 	struct card_common_config card;
 	const char *store_path;
 	uint64_t size;
-	uint64_t scrub;
 };
 
 static void usage(void)
 {
-	printf("usage: flint-card-local --socket PATH --store FILE [options]\n"
+	printf("usage: flint-card-local (--fd N | --socket PATH) --store FILE [options]\n"
 	       "  --store FILE         local file or block device backing the device\n"
 	       "  --size BYTES         create or extend the store to this size\n"
-	       "  --scrub-bytes N      zeroed at each end on release (default 1 MiB)\n"
 	       CARD_COMMON_USAGE);
 }
 
@@ -48,7 +46,6 @@ static int local_option(void *ctx, int opt, const char *arg)
 	switch (opt) {
 	case 'f': c->store_path = arg; return 1;
 	case 'z': return parse_u64_range(arg, 4096, 1ULL << 50, &c->size) == 0 ? 1 : -1;
-	case 'x': return parse_u64_range(arg, 0, 1ULL << 40, &c->scrub) == 0 ? 1 : -1;
 	default: return 0;
 	}
 }
@@ -59,26 +56,28 @@ static int parse_args(int argc, char **argv, struct local_config *c)
 		CARD_COMMON_OPTIONS,
 		{ "store", required_argument, NULL, 'f' },
 		{ "size", required_argument, NULL, 'z' },
-		{ "scrub-bytes", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 
-	*c = (struct local_config){ .scrub = SCRUB_DEFAULT };
+	*c = (struct local_config){ 0 };
 	if (card_parse_options(argc, argv, opts, &c->card, local_option, c, usage) != 0)
 		return -1;
-	if (!c->card.socket_path || !c->store_path) {
-		log_err("--socket and --store are required (see --help)");
+	if (!c->store_path) {
+		log_err("--store is required (see --help)");
 		return -1;
 	}
 	return 0;
 }
 
-/* Opens the store under a freshly generated key; the key page is wiped after. */
+/*
+ * Opens the store under a freshly generated key (the key page is wiped
+ * after), as a device that reads as zeros until written.
+ */
 static int open_device(const struct local_config *c, struct blk_backend *vol)
 {
 	struct key_mem key;
-	struct blk_backend store;
+	struct blk_backend store, xts;
 	char err[256];
 
 	if (key_mem_alloc(&key) != 0 || key_mem_generate(&key) != 0) {
@@ -91,11 +90,17 @@ static int open_device(const struct local_config *c, struct blk_backend *vol)
 		key_mem_free(&key);
 		return -1;
 	}
-	int rc = blk_xts_open(vol, &store, key.page, c->card.sector, err, sizeof(err));
+	int rc = blk_xts_open(&xts, &store, key.page, c->card.sector, err, sizeof(err));
 	key_mem_free(&key);
 	if (rc != 0) {
 		log_err("%s", err);
 		store.ops->close(store.ctx);
+		return rc;
+	}
+	rc = fresh_disk_open(vol, &xts, err, sizeof(err));
+	if (rc != 0) {
+		log_err("%s", err);
+		xts.ops->close(xts.ctx);
 	}
 	return rc;
 }
@@ -104,7 +109,6 @@ int main(int argc, char **argv)
 {
 	struct local_config cfg;
 	struct blk_backend vol;
-	char err[256];
 
 	log_init("flint-card-local", LOG_INFO);
 	if (parse_args(argc, argv, &cfg) != 0)
@@ -115,29 +119,16 @@ int main(int argc, char **argv)
 	}
 	if (open_device(&cfg, &vol) != 0)
 		return 1;
-	/*
-	 * Release zeroes the store after the key is gone, but the jail has no
-	 * open(): the handle for that is opened now, before the jail.
-	 */
-	struct blk_backend scrub;
-	if (file_backend_open(&scrub, cfg.store_path, 0, cfg.card.sector, err, sizeof(err)) != 0) {
-		log_err("%s", err);
-		vol.ops->close(vol.ctx);
-		return 1;
-	}
 	struct vub_options vo = {
 		.num_queues = cfg.card.queues, .iodepth = cfg.card.iodepth, .serial = cfg.card.serial,
 	};
-	int rc = card_run(&vol, cfg.card.socket_path, &vo, "instance store");
-	/* Crypto-erase first (IST-4): the key schedules are wiped on close. */
+	int rc = card_run(&vol, &cfg.card, &vo, "instance store");
+	/*
+	 * Crypto-erase (IST-4): the key schedules are wiped on close.  What the
+	 * store holds is ciphertext under a key that no longer exists, and the
+	 * next card's device reads as zeros until written, so nothing is zeroed.
+	 */
 	vol.ops->close(vol.ctx);
-	int sr = cfg.scrub ? file_backend_scrub_ends(&scrub, cfg.scrub) : 0;
-	scrub.ops->close(scrub.ctx);
-	if (sr != 0) {
-		log_err("release: scrubbing the store failed: %s", strerror(-sr));
-		return 1;
-	}
-	log_info("released: key destroyed, %llu bytes zeroed at each end",
-		 (unsigned long long)cfg.scrub);
+	log_info("released: key destroyed (crypto-erase)");
 	return rc == 0 ? 0 : 1;
 }

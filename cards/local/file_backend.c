@@ -150,16 +150,3 @@ int file_backend_open(struct blk_backend *out, const char *path, uint64_t size,
 	*out = (struct blk_backend){ &file_ops, f, usable, block_size };
 	return 0;
 }
-
-int file_backend_scrub_ends(struct blk_backend *b, uint64_t bytes)
-{
-	struct file_store *f = b->ctx;
-	if (bytes > b->size_bytes / 2)
-		bytes = b->size_bytes / 2;
-	int r = zero_by_writing(f, 0, bytes);
-	if (r == 0)
-		r = zero_by_writing(f, b->size_bytes - bytes, bytes);
-	if (r == 0)
-		r = f_flush(f);
-	return r;
-}

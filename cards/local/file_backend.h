@@ -18,10 +18,4 @@
 int file_backend_open(struct blk_backend *out, const char *path, uint64_t size,
 		      uint32_t block_size, char *err, size_t errlen);
 
-/*
- * IST-5: zeroes the first and last `bytes` of the store and makes it durable,
- * so the next tenant's device starts clean.
- */
-int file_backend_scrub_ends(struct blk_backend *b, uint64_t bytes);
-
 #endif

@@ -1,4 +1,4 @@
-/* card-local's file store: round trips, zeroing, and the IST-5 scrub. */
+/* card-local's file store: round trips, zeroing, refusals. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,25 +49,6 @@ static void test_roundtrip_and_zero(void **state)
 	b.ops->close(b.ctx);
 }
 
-static void test_scrub_ends(void **state)
-{
-	struct blk_backend b;
-	char err[128];
-	static uint8_t buf[1 << 20], back[65536], zero[65536];
-	(void)state;
-	assert_int_equal(file_backend_open(&b, path, 1 << 20, 4096, err, sizeof(err)), 0);
-	memset(buf, 0x77, sizeof(buf));
-	assert_int_equal(b.ops->write(b.ctx, 0, buf, sizeof(buf)), 0);
-	assert_int_equal(file_backend_scrub_ends(&b, 65536), 0);
-	assert_int_equal(b.ops->read(b.ctx, 0, back, sizeof(back)), 0);
-	assert_memory_equal(back, zero, sizeof(back));
-	assert_int_equal(b.ops->read(b.ctx, (1 << 20) - 65536, back, sizeof(back)), 0);
-	assert_memory_equal(back, zero, sizeof(back));
-	assert_int_equal(b.ops->read(b.ctx, 1 << 19, back, 4096), 0);
-	assert_int_equal(back[0], 0x77); /* the middle is untouched */
-	b.ops->close(b.ctx);
-}
-
 static void test_rejects(void **state)
 {
 	struct blk_backend b;
@@ -83,7 +64,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_and_zero),
-		cmocka_unit_test(test_scrub_ends),
 		cmocka_unit_test(test_rejects),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
