@@ -17,6 +17,7 @@
  *   protocol-error    a malformed message ends the card (no next front end)
  *   ebs-disconnect    card-ebs over flint-nbd-server: the front end leaving
  *                     ends the card, flushed, key wiped
+ *   ebs-sigterm       SIGTERM detaches a serving card-ebs: key wiped
  *   sigterm-waiting   SIGTERM before any front end: clean exit, path removed
  *   bad-fd            --fd that is a pipe, a listening socket or a datagram
  *                     socket is refused
@@ -439,32 +440,39 @@ static int protocol_error(void)
 	return 0;
 }
 
-static int ebs_disconnect(void)
+/* flint-nbd-server on a store, then card-ebs for it on --socket; its pid. */
+static pid_t start_ebs(const char *device)
 {
-	struct front fe;
-	char err[256], nbd_log[160];
+	char nbd_log[160], endpoint[160];
 	uint8_t k[64];
 	snprintf(nbd_log, sizeof(nbd_log), "%s/nbd.log", dir);
 	for (int i = 0; i < 64; i++)
 		k[i] = (uint8_t)(i * 7 + 1);
 	int kfd = open(key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (kfd < 0 || write(kfd, k, sizeof(k)) != (ssize_t)sizeof(k))
-		return fail("key file");
+		return -1;
 	close(kfd);
 	char *nbd_argv[] = { (char *)nbd_server, "--file", store, "--size", "8388608", "--create",
 			     "--listen-unix", nbd_sock, NULL };
 	pid_t server = spawn(nbd_argv, nbd_log, -1);
 	if (wait_socket(nbd_sock, server) != 0)
-		return fail("flint-nbd-server did not start");
+		return -1;
 	kfd = open(key, O_RDONLY | O_CLOEXEC);
-	char endpoint[160];
 	snprintf(endpoint, sizeof(endpoint), "unix:%s", nbd_sock);
 	char *argv[] = { (char *)card_ebs, "--socket", sock, "--nbd", endpoint, "--key-fd", "3",
-			 "--queues", "2", "--instance", "i-42", "--device", "vdc", NULL };
+			 "--queues", "2", "--instance", "i-42", "--device", (char *)device, NULL };
 	pid_t card = spawn(argv, card_log, kfd);
 	close(kfd);
-	if (wait_socket(sock, card) != 0)
-		return fail("card-ebs did not listen");
+	return wait_socket(sock, card) == 0 ? card : -1;
+}
+
+static int ebs_disconnect(void)
+{
+	struct front fe;
+	char err[256];
+	pid_t card = start_ebs("vdc");
+	if (card < 0)
+		return fail("card-ebs or flint-nbd-server did not start");
 	int s = vuf_connect(sock, err, sizeof(err));
 	if (s < 0 || front_start(&fe, s) != 0 || front_write_read(&fe) != 0)
 		return fail("card-ebs did not serve its front end");
@@ -477,6 +485,29 @@ static int ebs_disconnect(void)
 		return fail("no 'key wiped' line naming the instance in the log");
 	cleanup();
 	printf("PASS: card-ebs ends with its front end: flushed, key wiped\n");
+	return 0;
+}
+
+/* Detach (SIGTERM) while the front end is connected: as before. */
+static int ebs_sigterm(void)
+{
+	struct front fe;
+	char err[256];
+	pid_t card = start_ebs("vdd");
+	if (card < 0)
+		return fail("card-ebs or flint-nbd-server did not start");
+	int s = vuf_connect(sock, err, sizeof(err));
+	if (s < 0 || front_start(&fe, s) != 0 || front_write_read(&fe) != 0)
+		return fail("card-ebs did not serve its front end");
+	kill(card, SIGTERM);
+	if (wait_exit(card) != 0)
+		return fail("SIGTERM did not end a serving card-ebs cleanly");
+	if (!log_has("signal 15: stopping") ||
+	    !log_has("flint-card-ebs[i-42/vdd]: volume detached, key wiped"))
+		return fail("the log does not show the detach");
+	front_stop(&fe);
+	cleanup();
+	printf("PASS: SIGTERM detaches a serving card-ebs, key wiped\n");
 	return 0;
 }
 
@@ -542,6 +573,7 @@ static const struct {
 	{ "peer-uid", peer_uid },           { "nobody", nobody },
 	{ "protocol-error", protocol_error }, { "ebs-disconnect", ebs_disconnect },
 	{ "sigterm-waiting", sigterm_waiting }, { "bad-fd", bad_fd },
+	{ "ebs-sigterm", ebs_sigterm },
 };
 
 int main(int argc, char **argv)
