@@ -1,10 +1,13 @@
 #!/bin/sh
 # The flint test guest's virtio-blk driver against vhost-user-blk back ends,
-# QEMU (TCG, q35) as the front end:
-#   card-ebs (over flint-nbd-server): blk, blkmq, blkbad, blkirq; blkpersist write,
-#     card restart (SIGTERM, same key), blkpersist verify (+ a wrong-seed
-#     verify that must fail: the check is not vacuous)
-#   card-local: blk, blkmq, blkbad, blkirq; blk with the BAR moved by the guest
+# QEMU (TCG, q35) as the front end.  A card serves one front end and ends
+# with it, so every guest gets a card of its own (and each card is checked
+# to have ended, key wiped, once its QEMU exited):
+#   card-ebs (over flint-nbd-server): blk, blkmq, blkbad, blkirq; blkpersist
+#     write, then a new card with the same key: blkpersist verify (+ a
+#     wrong-seed verify that must fail: the check is not vacuous)
+#   card-local: blk, blkmq, blkbad, blkirq; blk with the BAR moved by the
+#     guest (a new card on the same store)
 #   qemu-storage-daemon (a back end nobody here wrote): blk, blkmq, blkirq
 #     (not blkbad: libvhost-user vu_panic()s on a bad descriptor, by design)
 # Usage: blk-on-qemu.sh --guest ELF [--card-ebs PATH] [--card-local PATH]
@@ -77,6 +80,22 @@ fail() {
 	failures=$((failures + 1))
 }
 
+# ended PID NAME LOG WORDS: the card ended by itself (its front end left)
+# within 20 s, and its log has WORDS.
+ended() {
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 200 ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		fail "$2" "the card still runs after its front end left"
+		stop "$1"
+		return 1
+	fi
+	wait "$1" 2>/dev/null
+	grep -q "$4" "$3" || { fail "$2" "no '$4' in the card's log"; return 1; }
+}
+
 # guest NAME SOCK WANT_STATUS CMDLINE EXPECTED_LINE...
 guest() {
 	name=$1 sock=$2 want=$3 cmdline=$4
@@ -134,64 +153,68 @@ if [ -n "$ebs" ]; then
 	"$nbd" --file "$tmp/vol.img" --size 67108864 --create \
 		--listen-unix "$tmp/nbd.sock" >"$tmp/nbd-server.log" 2>&1 &
 	nbd_pid=$!; pids="$pids $nbd_pid"
-	start_ebs() {
+	start_ebs() { # a card for one guest
 		rm -f "$tmp/ebs.sock"
 		"$ebs" --socket "$tmp/ebs.sock" --nbd "unix:$tmp/nbd.sock" --key-fd 3 \
-			--queues 2 --serial vol-test 3<"$tmp/key" \
-			>>"$tmp/card-ebs.log" 2>&1 &
+			--queues 2 --serial vol-test --instance i-test --device "$1" \
+			3<"$tmp/key" >>"$tmp/card-ebs.log" 2>&1 &
 		ebs_pid=$!; pids="$pids $ebs_pid"
-		wait_socket "$tmp/ebs.sock" "$ebs_pid" flint-card-ebs
+		wait_socket "$tmp/ebs.sock" "$ebs_pid" flint-card-ebs ||
+			{ fail "$1" "card-ebs did not start"; return 1; }
 	}
-	if wait_socket "$tmp/nbd.sock" "$nbd_pid" flint-nbd-server && start_ebs; then
-		guest ebs-blk "$tmp/ebs.sock" 0 \
+	# ebs_guest NAME ...: guest NAME on a card of its own, which must end with it
+	ebs_guest() {
+		start_ebs "$1" || return 0
+		guest "$@"
+		ended "$ebs_pid" "$1" "$tmp/card-ebs.log" "card-ebs\[i-test/$1\]: volume detached, key wiped"
+	}
+	if wait_socket "$tmp/nbd.sock" "$nbd_pid" flint-nbd-server; then
+		ebs_guest ebs-blk "$tmp/ebs.sock" 0 \
 			"tests=blk,blkmq,blkbad,blkirq blk.serial=vol-test blk.seed=$seed" \
 			'flint-guest: test blk: ok' 'flint-guest: test blkmq: ok' \
 			'flint-guest: test blkbad: ok' 'flint-guest: test blkirq: ok' "$(all_ok 4)"
-		guest ebs-persist-write "$tmp/ebs.sock" 0 \
+		ebs_guest ebs-persist-write "$tmp/ebs.sock" 0 \
 			"tests=blkpersist blk.phase=write blk.seed=$seed" \
 			'flint-guest: blkpersist: wrote and flushed' "$(all_ok 1)"
-		stop "$ebs_pid"
-		grep -q "key wiped" "$tmp/card-ebs.log" ||
-			echo "note: card-ebs log has no 'key wiped' line after SIGTERM"
-		if start_ebs; then
-			guest ebs-persist-verify "$tmp/ebs.sock" 0 \
-				"tests=blkpersist blk.phase=verify blk.seed=$seed" \
-				'flint-guest: blkpersist: verified' "$(all_ok 1)"
-			guest ebs-persist-wrong-seed "$tmp/ebs.sock" 3 \
-				"tests=blkpersist blk.phase=verify blk.seed=$((seed + 1))" \
-				'flint-guest: test blkpersist: FAIL data mismatch' \
-				'flint-guest: 0 passed, 1 failed'
-		else
-			fail ebs-restart "card-ebs did not come back"
-		fi
-		stop "$ebs_pid"
+		ebs_guest ebs-persist-verify "$tmp/ebs.sock" 0 \
+			"tests=blkpersist blk.phase=verify blk.seed=$seed" \
+			'flint-guest: blkpersist: verified' "$(all_ok 1)"
+		ebs_guest ebs-persist-wrong-seed "$tmp/ebs.sock" 3 \
+			"tests=blkpersist blk.phase=verify blk.seed=$((seed + 1))" \
+			'flint-guest: test blkpersist: FAIL data mismatch' \
+			'flint-guest: 0 passed, 1 failed'
 	else
-		fail ebs "back end did not start"
-		cat "$tmp/nbd-server.log" "$tmp/card-ebs.log" 2>/dev/null
+		fail ebs "flint-nbd-server did not start"
+		cat "$tmp/nbd-server.log" 2>/dev/null
 	fi
 	stop "$nbd_pid"
 fi
 
-# ---- card-local ----
+# ---- card-local: a card per guest, the same store ----
 if [ -n "$local_card" ]; then
-	rm -f "$tmp/local.sock"
-	"$local_card" --socket "$tmp/local.sock" --store "$tmp/local.img" \
-		--size 67108864 --queues 2 --serial local-test \
-		>"$tmp/card-local.log" 2>&1 &
-	local_pid=$!; pids="$pids $local_pid"
-	if wait_socket "$tmp/local.sock" "$local_pid" flint-card-local; then
-		guest local-blk "$tmp/local.sock" 0 \
-			"tests=blk,blkmq,blkbad,blkirq blk.serial=local-test blk.seed=$seed" \
-			'flint-guest: test blk: ok' 'flint-guest: test blkmq: ok' \
-			'flint-guest: test blkbad: ok' 'flint-guest: test blkirq: ok' "$(all_ok 4)"
-		# The driver places the BAR itself (path used when nobody did).
-		guest local-reassign "$tmp/local.sock" 0 \
-			"tests=blk pci.reassign=1 blk.seed=$seed" \
-			'flint-guest: pci: 00:' 'flint-guest: test blk: ok' "$(all_ok 1)"
-	else
-		fail local "back end did not start"; cat "$tmp/card-local.log"
-	fi
-	stop "$local_pid"
+	# local_guest NAME ...: guest NAME on a card of its own, which must end with it
+	local_guest() {
+		rm -f "$tmp/local.sock"
+		"$local_card" --socket "$tmp/local.sock" --store "$tmp/local.img" \
+			--size 67108864 --queues 2 --serial local-test \
+			--instance i-test --device "$1" >>"$tmp/card-local.log" 2>&1 &
+		local_pid=$!; pids="$pids $local_pid"
+		if ! wait_socket "$tmp/local.sock" "$local_pid" flint-card-local; then
+			fail "$1" "back end did not start"; cat "$tmp/card-local.log"
+			return 0
+		fi
+		guest "$@"
+		ended "$local_pid" "$1" "$tmp/card-local.log" \
+			"card-local\[i-test/$1\]: released: key destroyed"
+	}
+	local_guest local-blk "$tmp/local.sock" 0 \
+		"tests=blk,blkmq,blkbad,blkirq blk.serial=local-test blk.seed=$seed" \
+		'flint-guest: test blk: ok' 'flint-guest: test blkmq: ok' \
+		'flint-guest: test blkbad: ok' 'flint-guest: test blkirq: ok' "$(all_ok 4)"
+	# The driver places the BAR itself (path used when nobody did).
+	local_guest local-reassign "$tmp/local.sock" 0 \
+		"tests=blk pci.reassign=1 blk.seed=$seed" \
+		'flint-guest: pci: 00:' 'flint-guest: test blk: ok' "$(all_ok 1)"
 fi
 
 # ---- qemu-storage-daemon: an independent back end ----
