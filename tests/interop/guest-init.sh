@@ -5,7 +5,7 @@
 #   interop: ok WHAT | interop: FAIL WHAT | interop: done N passed, M failed
 # then powers off.
 # Kernel command line:
-#   interop.mode=ext4|readback|raw   (default ext4)
+#   interop.mode=ext4|readback|raw|zeros   (default ext4)
 #   interop.pattern=STRING           raw mode: plaintext repeated in 4 KiB block
 #   interop.manifest=SHA256          readback: expected sha256 of the manifest
 #   interop.size=MIB                 ext4 mode: size of the big file (default 8)
@@ -173,10 +173,19 @@ mode_raw() {
 	echo "interop: pattern-block-sha256 $(sha256sum </tmp/block | cut -d' ' -f1)"
 }
 
+# The whole disk reads as zeros, like a new one (a new tenant's instance store).
+mode_zeros() {
+	want=$(dd if=/dev/zero bs=512 count="$sectors" 2>/dev/null | sha256sum | cut -d' ' -f1)
+	got=$(dd if=$dev bs=1M iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+	[ "$got" = "$want" ] && ok "the whole disk reads as zeros" ||
+		bad "the disk does not read as zeros"
+}
+
 case $mode in
 ext4) mode_ext4 ;;
 readback) mode_readback ;;
 raw) mode_raw ;;
+zeros) mode_zeros ;;
 *) bad "unknown interop.mode=$mode" ;;
 esac
 finish

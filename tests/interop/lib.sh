@@ -51,6 +51,21 @@ interop_stop() { # interop_stop PID: SIGTERM, wait up to 10 s, then SIGKILL
 	return 0
 }
 
+interop_ended() { # interop_ended PID [SECONDS]: PID exits by itself (default 20 s)
+	[ -n "${1:-}" ] || return 1
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt $((${2:-20} * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		interop_stop "$1"
+		return 1
+	fi
+	wait "$1" 2>/dev/null
+	return 0
+}
+
 # interop_run NAME run-guest.sh-ARGS...: run a guest, log to $work/NAME.log,
 # count failures in $interop_failed.
 interop_failed=0
