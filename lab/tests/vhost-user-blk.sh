@@ -4,8 +4,23 @@
 # initramfs is the lab's one plus an overlay (a second cpio archive appended,
 # which the kernel unpacks over the first) with the virtio modules and an
 # /init that loads them, checks /dev/vda, and writes, reads back and compares
-# a pattern with O_DIRECT-free dd plus a page-cache drop.
+# a pattern with O_DIRECT-free dd plus a page-cache drop.  A card serves one
+# front end and ends with it: every guest gets a card of its own, and each
+# card is checked to end by itself, key wiped, once its flint-hv exited.
 . /flint/tests/l2boot-lib.sh
+
+# card_ended PID: the card exits by itself within 20 s (else it is killed).
+card_ended() {
+    i=0
+    while kill -0 "$1" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$1" 2>/dev/null; then
+        kill "$1" 2>/dev/null
+        wait "$1" 2>/dev/null
+        return 1
+    fi
+    wait "$1" 2>/dev/null
+    return 0
+}
 
 HV=/flint/bin/flint-hv
 CARD=/flint/bin/flint-card-local
@@ -97,7 +112,7 @@ for queues in 1 2; do
     SOCK=/tmp/card-local-$queues.sock
     rm -f "$SOCK" /tmp/store-$queues.img
     "$CARD" --socket "$SOCK" --store /tmp/store-$queues.img --size 16777216 \
-        --queues "$queues" --scrub-bytes 4096 >/tmp/card-$queues.log 2>&1 &
+        --queues "$queues" --instance i-lab --device "q$queues" >/tmp/card-$queues.log 2>&1 &
     CARD_PID=$!
     i=0
     while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -115,8 +130,9 @@ for queues in 1 2; do
     check "$label: dd write" has_line "$label" "flint-l2: vda write ok"
     check "$label: dd read" has_line "$label" "flint-l2: vda read ok"
     check "$label: cmp" has_line "$label" "flint-l2: vda cmp ok"
-    kill "$CARD_PID" 2>/dev/null
-    wait "$CARD_PID" 2>/dev/null
+    check "$label: the card ended with its front end" card_ended "$CARD_PID"
+    check "$label: the card destroyed its key" \
+        grep -q "flint-card-local\[i-lab/q$queues\]: released: key destroyed" /tmp/card-$queues.log
     sed "s/^/# card-$queues| /" /tmp/card-$queues.log | tail -n 20
 done
 
@@ -128,7 +144,7 @@ label=flint-local-guest
 SOCK=/tmp/card-local-guest.sock
 rm -f "$SOCK" /tmp/store-guest.img
 "$CARD" --socket "$SOCK" --store /tmp/store-guest.img --size 16777216 --queues 2 \
-    --scrub-bytes 4096 >/tmp/card-guest.log 2>&1 &
+    >/tmp/card-guest.log 2>&1 &
 CARD_PID=$!
 i=0
 while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -140,8 +156,7 @@ check "$label: blkirq: a masked MSI-X vector held its interrupt, unmasking deliv
     has_line "$label" "flint-guest: test blkirq: ok"
 grep -aE 'flint-guest: (blkirq: (.* mask:|[0-9]+ interrupts)|test blkirq)' "/tmp/$label.out" |
     sed "s/^/# $label| /"
-kill "$CARD_PID" 2>/dev/null
-wait "$CARD_PID" 2>/dev/null
+check "$label: the card ended with its front end" card_ended "$CARD_PID"
 check "$label: release destroyed the key" grep -q "released: key destroyed" /tmp/card-guest.log
 
 # ---- flint-hv's front end against qemu-storage-daemon ------------------------
@@ -176,7 +191,7 @@ label=flint-blk-dead
 SOCK=/tmp/card-local-dead.sock
 rm -f "$SOCK" /tmp/store-dead.img
 "$CARD" --socket "$SOCK" --store /tmp/store-dead.img --size 16777216 \
-    --scrub-bytes 4096 >/tmp/card-dead.log 2>&1 &
+    >/tmp/card-dead.log 2>&1 &
 CARD_PID=$!
 i=0
 while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -212,26 +227,38 @@ check "$label: no /dev/vda" has_line "$label" "flint-l2: no /dev/vda"
 # ---- card-ebs: an encrypted remote volume over NBD ---------------------------
 # Linux makes a file system on it, writes, remounts and verifies; the storage
 # server's file never holds the plaintext.  Then the test guest's virtio-blk
-# suite (hostile requests included) runs against the same card on flint-hv.
+# suite (hostile requests included) runs on flint-hv against a second card
+# with the same key.
 EBS=/flint/bin/flint-card-ebs
 NBD=/flint/bin/flint-nbd-server
 GUEST=/flint/guest/flint-test-guest.elf
+# start_ebs DEVICE: a card for one guest, on /tmp/ebs.sock
+start_ebs() {
+    rm -f /tmp/ebs.sock
+    "$EBS" --socket /tmp/ebs.sock --nbd unix:/tmp/nbd.sock --key-fd 3 --queues 2 \
+        --serial vol-lab --instance i-lab --device "$1" 3</tmp/vol.key >>/tmp/ebs.log 2>&1 &
+    EBS_PID=$!
+    i=0
+    while [ ! -S /tmp/ebs.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    check "card-ebs ($1) listening" [ -S /tmp/ebs.sock ]
+}
+# ebs_ended DEVICE: the card ended with its flint-hv: flushed, key wiped
+ebs_ended() {
+    check "card-ebs ($1): ended with its front end" card_ended "$EBS_PID"
+    check "card-ebs ($1): key wiped" \
+        grep -q "flint-card-ebs\[i-lab/$1\]: volume detached, key wiped" /tmp/ebs.log
+}
 if [ -x "$EBS" ] && [ -x "$NBD" ]; then
-    rm -f /tmp/nbd.sock /tmp/ebs.sock /tmp/vol.img
+    rm -f /tmp/nbd.sock /tmp/ebs.sock /tmp/vol.img /tmp/ebs.log
     "$NBD" --file /tmp/vol.img --size 67108864 --create --listen-unix /tmp/nbd.sock \
         >/tmp/nbd.log 2>&1 &
     NBD_PID=$!
     i=0
     while [ ! -S /tmp/nbd.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     head -c 64 /dev/urandom >/tmp/vol.key
-    "$EBS" --socket /tmp/ebs.sock --nbd unix:/tmp/nbd.sock --key-fd 3 --queues 2 \
-        --serial vol-lab 3</tmp/vol.key >/tmp/ebs.log 2>&1 &
-    EBS_PID=$!
-    i=0
-    while [ ! -S /tmp/ebs.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    check "card-ebs listening" [ -S /tmp/ebs.sock ]
 
     label=flint-ebs-linux
+    start_ebs linux
     secret="FLINTLABSECRET$$"
     run_l2 "$label" "$HV" --kernel /flint/l2/vmlinuz \
         --initrd /tmp/l2-blk-initrd.cpio.gz --cmdline "$L2_CMDLINE flint.fs=$secret" \
@@ -239,17 +266,17 @@ if [ -x "$EBS" ] && [ -x "$NBD" ]; then
     check_l2 "$label" 2
     check "$label: /dev/vda with 131072 sectors" grep -q 'flint-l2: vda sectors=131072' "/tmp/$label.out"
     check "$label: mkfs, write, remount, verify" has_line "$label" "flint-l2: fs verify ok"
+    ebs_ended linux
     check "$label: the storage server's file never holds the plaintext" \
         sh -c "! grep -q '$secret' /tmp/vol.img"
 
     label=flint-ebs-guest
+    start_ebs guest
     run_l2 "$label" "$HV" --kernel "$GUEST" --mem 128 --cpus 2 --debug-exit \
         --blk "socket=/tmp/ebs.sock,queues=2" --cmdline "tests=blk,blkmq,blkbad,blkirq blk.serial=vol-lab"
     check "$label: exit status 0, got $L2_STATUS" [ "$L2_STATUS" = 0 ]
     check "$label: blk, blkmq, blkbad, blkirq passed" has_line "$label" "flint-guest: 4 passed, 0 failed"
-    kill "$EBS_PID" 2>/dev/null
-    wait "$EBS_PID" 2>/dev/null
-    check "card-ebs: detach wiped the key" grep -q "volume detached, key wiped" /tmp/ebs.log
+    ebs_ended guest
     kill "$NBD_PID" 2>/dev/null
     wait "$NBD_PID" 2>/dev/null
     sed "s/^/# card-ebs| /" /tmp/ebs.log | tail -n 20
