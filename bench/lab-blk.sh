@@ -110,11 +110,30 @@ qemu_guest() {
 		-kernel "$GUEST" -append "$(cmdline "$qd")"
 }
 
-# flint_runs NAME CARD_KIND QD: NBD server and card fresh for each config
-# (card-local, kind local, has its store file and no server).
+# start_card NAME CARD_KIND: a card for one guest (a card serves one front
+# end and ends with it) on $OUT/card.sock; sets card_pid.
+start_card() {
+	rm -f "$OUT/card.sock"
+	if [ "$2" = local ]; then
+		"$LOCAL" --socket "$OUT/card.sock" --store /tmp/blkbench-vol.img --size $SIZE \
+			--queues 1 >>"$OUT/card.$1.log" 2>&1 &
+	elif [ "$2" = xts ]; then
+		"$EBS" --socket "$OUT/card.sock" --nbd "unix:$OUT/nbd.sock" --key-fd 3 \
+			--queues 1 3<"$OUT/vol.key" >>"$OUT/card.$1.log" 2>&1 &
+	else
+		"$PLAIN" --socket "$OUT/card.sock" --nbd "unix:$OUT/nbd.sock" \
+			--queues 1 >>"$OUT/card.$1.log" 2>&1 &
+	fi
+	card_pid=$!
+	wait_sock "$OUT/card.sock"
+}
+
+# flint_runs NAME CARD_KIND QD: NBD server fresh for each config, a card for
+# each run (card-local, kind local, has its store file and no server).
 flint_runs() {
 	name=$1; kind=$2; qd=$3
-	rm -f "$OUT/nbd.sock" "$OUT/card.sock" /tmp/blkbench-vol.img
+	rm -f "$OUT/nbd.sock" "$OUT/card.sock" /tmp/blkbench-vol.img "$OUT/card.$name.log"
+	head -c 64 /dev/urandom >"$OUT/vol.key"
 	nbd_pid=
 	if [ "$kind" != local ]; then
 		"$NBD" --file /tmp/blkbench-vol.img --size $SIZE --create \
@@ -125,38 +144,27 @@ flint_runs() {
 			stop $nbd_pid; failed=$((failed + 1)); return
 		fi
 	fi
-	if [ "$kind" = local ]; then
-		"$LOCAL" --socket "$OUT/card.sock" --store /tmp/blkbench-vol.img --size $SIZE \
-			--queues 1 >"$OUT/card.$name.log" 2>&1 &
-	elif [ "$kind" = xts ]; then
-		head -c 64 /dev/urandom >"$OUT/vol.key"
-		"$EBS" --socket "$OUT/card.sock" --nbd "unix:$OUT/nbd.sock" --key-fd 3 \
-			--queues 1 3<"$OUT/vol.key" >"$OUT/card.$name.log" 2>&1 &
-	else
-		"$PLAIN" --socket "$OUT/card.sock" --nbd "unix:$OUT/nbd.sock" \
-			--queues 1 >"$OUT/card.$name.log" 2>&1 &
-	fi
-	card_pid=$!
-	if wait_sock "$OUT/card.sock"; then
-		r=0
-		while [ $r -lt "$RUNS" ]; do
-			r=$((r + 1))
-			if [ "$FRONT" = flint-hv ]; then
-				guest "$name" "$qd" "$r" "$HV" --kernel "$GUEST" --mem 256 --cpus 2 \
-					--debug-exit --blk "socket=$OUT/card.sock,queues=1" \
-					--cmdline "$(cmdline "$qd")"
-			else
-				qemu_guest "$name" "$qd" "$r" \
-					-object memory-backend-memfd,id=mem,size=256M,share=on \
-					-numa node,memdev=mem \
-					-chardev socket,id=c0,path="$OUT/card.sock" \
-					-device vhost-user-blk-pci,chardev=c0,num-queues=1,disable-legacy=on
-			fi
-		done
-	else
-		echo "# $name: card did not start"; failed=$((failed + 1))
-	fi
-	stop $card_pid
+	r=0
+	while [ $r -lt "$RUNS" ]; do
+		r=$((r + 1))
+		if ! start_card "$name" "$kind"; then
+			echo "# $name: card did not start"; failed=$((failed + 1))
+			stop $card_pid
+			break
+		fi
+		if [ "$FRONT" = flint-hv ]; then
+			guest "$name" "$qd" "$r" "$HV" --kernel "$GUEST" --mem 256 --cpus 2 \
+				--debug-exit --blk "socket=$OUT/card.sock,queues=1" \
+				--cmdline "$(cmdline "$qd")"
+		else
+			qemu_guest "$name" "$qd" "$r" \
+				-object memory-backend-memfd,id=mem,size=256M,share=on \
+				-numa node,memdev=mem \
+				-chardev socket,id=c0,path="$OUT/card.sock" \
+				-device vhost-user-blk-pci,chardev=c0,num-queues=1,disable-legacy=on
+		fi
+		stop $card_pid # normally gone already: it ends with its front end
+	done
 	[ -z "$nbd_pid" ] || stop $nbd_pid
 	tail -n 3 "$OUT/card.$name.log" | sed "s/^/# $name card| /"
 	rm -f /tmp/blkbench-vol.img
