@@ -6,6 +6,7 @@
  * one granule keep every writer's data.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@
 struct mem_store {
 	uint8_t data[STORE];
 	unsigned int reads, writes, zeroes;
+	bool slow; /* widens the window between a writer's check and its write */
 };
 
 static int m_read(void *c, uint64_t off, void *buf, size_t len)
@@ -42,6 +44,8 @@ static int m_write(void *c, uint64_t off, const void *buf, size_t len)
 {
 	struct mem_store *m = c;
 	__atomic_add_fetch(&m->writes, 1, __ATOMIC_RELAXED);
+	if (m->slow)
+		usleep(100);
 	memcpy(m->data + off, buf, len);
 	return 0;
 }
@@ -169,13 +173,13 @@ struct writer {
 	unsigned int slot;
 };
 
-/* Each writer owns one 512-byte sector in each of 64 granules. */
+/* Each writer owns one 512-byte sector in each of 256 granules. */
 static void *write_sectors(void *arg)
 {
 	struct writer *w = arg;
 	uint8_t data[512];
 	memset(data, 0x40 + (int)w->slot, sizeof(data));
-	for (uint64_t g = 0; g < 64; g++)
+	for (uint64_t g = 0; g < 256; g++)
 		assert_int_equal(w->d->ops->write(w->d->ctx, g * 4096 + w->slot * 512, data, 512), 0);
 	return NULL;
 }
@@ -187,14 +191,14 @@ static void test_concurrent_first_writes(void **state)
 	pthread_t t[8];
 	struct writer w[8];
 	uint8_t back[4096];
-	open_over_old(&d, 512);
+	open_over_old(&d, 512)->slow = true;
 	for (unsigned int i = 0; i < 8; i++) {
 		w[i] = (struct writer){ &d, i };
 		assert_int_equal(pthread_create(&t[i], NULL, write_sectors, &w[i]), 0);
 	}
 	for (unsigned int i = 0; i < 8; i++)
 		pthread_join(t[i], NULL);
-	for (uint64_t g = 0; g < 64; g++) {
+	for (uint64_t g = 0; g < 256; g++) {
 		assert_int_equal(d.ops->read(d.ctx, g * 4096, back, sizeof(back)), 0);
 		for (unsigned int i = 0; i < 8; i++)
 			assert_filled(back + i * 512, 512, (uint8_t)(0x40 + i));
