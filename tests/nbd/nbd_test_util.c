@@ -2,15 +2,25 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/magic.h>
+
+#ifdef __NR_cachestat
+#define CACHESTAT_NR __NR_cachestat
+#else
+#define CACHESTAT_NR 451 /* the same on every architecture */
+#endif
 
 static char tmpdir[64];
 
@@ -80,9 +90,19 @@ static void children_track(pid_t pid, pid_t untrack)
 
 pid_t spawn(char *const argv[])
 {
+	return spawn_logged(argv, NULL);
+}
+
+pid_t spawn_logged(char *const argv[], const char *log_path)
+{
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
+		if (log_path != NULL) {
+			int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+			if (fd < 0 || dup2(fd, 2) < 0)
+				_exit(127);
+		}
 		execvp(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -180,4 +200,34 @@ int have_program(const char *name)
 			path++;
 	}
 	return -1;
+}
+
+void copy_file_to_stderr(const char *path)
+{
+	char buf[4096];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		(void)!write(2, buf, (size_t)n);
+	close(fd);
+}
+
+int file_unsynced_pages(const char *path, uint64_t off, uint64_t len, uint64_t *pages)
+{
+	/* struct cachestat_range / struct cachestat (linux/mman.h, 6.5+), for older headers. */
+	struct { uint64_t off, len; } range = { off, len };
+	struct { uint64_t cache, dirty, writeback, evicted, recently_evicted; } cs;
+	struct statfs sfs;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	/* tmpfs pages stay dirty after fdatasync: there is nothing to see there. */
+	int r = fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC ? -EOPNOTSUPP : 0;
+	if (r == 0 && syscall(CACHESTAT_NR, fd, &range, &cs, 0) != 0)
+		r = -errno;
+	close(fd);
+	if (r == 0)
+		*pages = cs.dirty + cs.writeback;
+	return r;
 }

@@ -32,6 +32,16 @@ void tmpdir_cleanup(void);
 
 /* fork+exec argv; returns the pid.  Killed at exit unless kill_wait() reaped it. */
 pid_t spawn(char *const argv[]);
+/* The same with the child's stderr appended to log_path (NULL: inherited). */
+pid_t spawn_logged(char *const argv[], const char *log_path);
+void copy_file_to_stderr(const char *path);
+/*
+ * Pages of [off, off+len) of a file that the page cache holds dirty or under
+ * writeback, i.e. not yet on the device (cachestat(2)).  0, or -ENOSYS
+ * (kernel older than 6.5) / -EOPNOTSUPP (tmpfs: never clean) when it
+ * cannot tell.
+ */
+int file_unsynced_pages(const char *path, uint64_t off, uint64_t len, uint64_t *pages);
 /* Waits (at most timeout_ms) until a unix socket accepts connections. */
 int wait_unix_socket(const char *path, unsigned timeout_ms);
 /* SIGKILL (or sig) and reap. */
