@@ -34,8 +34,11 @@ ssize_t conn_in_fill(struct conn_in *in, int sock, bool wait, struct conn_out *o
 		in->tail -= in->head;
 		in->head = 0;
 	}
-	if (wait && conn_out_flush(out, sock) != 0)
-		return -1;
+	if (wait) {
+		int r = conn_out_flush(out, sock);
+		if (r != 0)
+			return r;
+	}
 	for (;;) {
 		ssize_t n = recv(sock, in->buf + in->tail, in->cap - in->tail,
 				 wait ? 0 : MSG_DONTWAIT);
@@ -45,7 +48,7 @@ ssize_t conn_in_fill(struct conn_in *in, int sock, bool wait, struct conn_out *o
 			return n;
 		if (errno == EINTR)
 			continue;
-		return !wait && (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -1;
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	}
 }
 
@@ -76,7 +79,7 @@ int conn_out_flush(struct conn_out *out, int sock)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return -1;
+			return n == 0 ? -EIO : errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		done += (size_t)n;
 	}
 	out->used = 0;

@@ -45,7 +45,8 @@ void conn_in_consume(struct conn_in *in, size_t n);
  * One recv() into the free space (moving unconsumed bytes to the front
  * first).  Without wait it does not block.  With wait it first sends out
  * (pending replies: the client may be waiting for them).  Returns the byte
- * count, 0 at EOF, -EAGAIN (no wait, nothing there) or -1 on an error.
+ * count, 0 at EOF, -EAGAIN (no wait: nothing there; wait: the socket's
+ * send or receive timeout expired) or another negative errno.
  */
 ssize_t conn_in_fill(struct conn_in *in, int sock, bool wait, struct conn_out *out);
 
@@ -60,7 +61,8 @@ static inline void conn_out_commit(struct conn_out *out, size_t n)
 	out->used += n;
 }
 
-/* Sends everything pending.  0 or -1 (the connection is broken). */
+/* Sends everything pending.  0, -EAGAIN (the send timeout expired) or a
+ * negative errno (the connection is broken). */
 int conn_out_flush(struct conn_out *out, int sock);
 
 #endif

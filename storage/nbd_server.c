@@ -8,6 +8,12 @@
  * Everything a client sends is validated: a malformed request gets an error
  * reply, a broken framing (bad magic, oversized payload) closes only that
  * connection.  FLUSH and FUA mean fdatasync(2): durable.
+ *
+ * Clients cannot hold the server: one that stops reading its replies, or
+ * stops in the middle of a request, is dropped after --stall-timeout; one
+ * with nothing in flight and nothing unsynced after --idle-timeout; and
+ * when every slot is taken the one idle longest makes room (conn_table.h).
+ * SIGUSR1 logs the counters (stats line); SIGTERM syncs, logs them and exits.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +23,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -27,18 +34,33 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn_buf.h"
+#include "conn_table.h"
 #include "log.h"
 #include "parse_num.h"
 #include "nbd_proto.h"
 
-#define MAX_CONNS 64
 #define HANDSHAKE_TIMEOUT_S 10
+#define DEFAULT_IDLE_TIMEOUT_S 300
+#define DEFAULT_STALL_TIMEOUT_S 30
+#define MAX_TIMEOUT_S 86400
 #define MAX_OPTIONS 64
 #define IN_BUF (512U << 10)  /* requests (and write payloads) received at once */
 #define OUT_BUF (1U << 20)   /* replies (and read payloads) sent at once */
+
+/* Counters for the stats line (SIGUSR1, exit). */
+struct server_stats {
+	atomic_ullong accepted;
+	atomic_ullong refused;     /* every slot was serving a request */
+	atomic_ullong evicted;     /* idle, closed to make room */
+	atomic_ullong idle_closed; /* past --idle-timeout */
+	atomic_ullong stalled;     /* past --stall-timeout: not reading, or stopped mid-request */
+	atomic_ullong requests;
+	atomic_ullong syncs;       /* fdatasync calls that succeeded */
+};
 
 struct server {
 	int fd;             /* the backing file */
@@ -46,17 +68,45 @@ struct server {
 	uint32_t block_size;
 	const char *export_name;
 	uint16_t tflags;
-	atomic_int nconns;
+	unsigned idle_timeout_s;  /* 0: never */
+	unsigned stall_timeout_s; /* 0: never */
+	struct conn_table conns;
+	struct server_stats stats;
 };
+
+/* Why a connection's transmission phase ended (END_NONE: it goes on). */
+enum conn_end { END_NONE, END_CLIENT, END_IDLE, END_EVICTED, END_STALLED };
 
 struct conn {
 	struct server *srv;
+	struct conn_slot slot; /* slot.sock is the socket */
 	int sock;
-	uint8_t *buf; /* NBD_MAX_PAYLOAD bytes: payloads too large to batch */
+	/* Writes since this connection's last FLUSH: its client's replay log
+	 * empties only then, whoever else synced the file meanwhile. */
+	bool dirty;
+	uint8_t *buf; /* NBD_MAX_PAYLOAD bytes for payloads too large to batch, or NULL */
 	struct conn_in in;
 	struct conn_out out;
 };
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void log_stats(struct server *s, const char *when)
+{
+	struct server_stats *st = &s->stats;
+	log_info("stats: %s connections=%u accepted=%llu refused=%llu evicted=%llu idle_closed=%llu "
+		 "stalled=%llu requests=%llu syncs=%llu", when, conn_table_count(&s->conns),
+		 atomic_load(&st->accepted), atomic_load(&st->refused), atomic_load(&st->evicted),
+		 atomic_load(&st->idle_closed), atomic_load(&st->stalled),
+		 atomic_load(&st->requests), atomic_load(&st->syncs));
+}
+
+/* 0, or -ECONNRESET at EOF, -EAGAIN past the receive timeout, -errno. */
 static int read_full(int fd, void *buf, size_t len)
 {
 	uint8_t *p = buf;
@@ -65,7 +115,7 @@ static int read_full(int fd, void *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return -1;
+			return n == 0 ? -ECONNRESET : -errno;
 		p += n;
 		len -= (size_t)n;
 	}
@@ -75,7 +125,7 @@ static int read_full(int fd, void *buf, size_t len)
 /*
  * A reply header and its payload in one sendmsg() where the socket takes it:
  * the client then wakes once per reply, not once for the header and again
- * for the data.
+ * for the data.  0, or -EAGAIN past the send timeout, -errno.
  */
 static int write_full2(int fd, const void *a, size_t alen, const void *b, size_t blen)
 {
@@ -102,7 +152,7 @@ static int write_full2(int fd, const void *a, size_t alen, const void *b, size_t
 			continue;
 		}
 		if (n <= 0)
-			return -1;
+			return n == 0 ? -EIO : -errno;
 		done = (size_t)n;
 	}
 }
@@ -158,9 +208,22 @@ static int file_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int file_sync(int fd)
+static int file_sync(struct server *s)
 {
-	return fdatasync(fd) == 0 ? 0 : -errno;
+	if (fdatasync(s->fd) != 0)
+		return -errno;
+	atomic_fetch_add(&s->stats.syncs, 1);
+	return 0;
+}
+
+/* c->buf, allocated when first needed: most connections never do. */
+static uint8_t *big_buf(struct conn *c)
+{
+	if (c->buf == NULL)
+		c->buf = malloc(NBD_MAX_PAYLOAD);
+	if (c->buf == NULL)
+		log_err("out of memory for a connection's payload buffer");
+	return c->buf;
 }
 
 /* Make [off, off+len) read as zeros: punch a hole (unless no_hole), else
@@ -176,6 +239,8 @@ static int file_zero(struct conn *c, uint64_t off, uint64_t len, int no_hole)
 	if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
 		return 0;
 	size_t chunk = 1U << 20;
+	if (big_buf(c) == NULL)
+		return -ENOMEM;
 	memset(c->buf, 0, chunk);
 	while (len > 0) {
 		size_t n = len < chunk ? (size_t)len : chunk;
@@ -300,8 +365,8 @@ static int negotiate(struct conn *c)
 
 /*
  * At least n bytes (n <= IN_BUF) buffered: what is already there is taken
- * without waiting; before waiting, the replies so far go out.  0, or -1 at
- * EOF or on an error.
+ * without waiting; before waiting, the replies so far go out.  0,
+ * -ECONNRESET at EOF, -EAGAIN past the stall timeout, or -errno.
  */
 static int need(struct conn *c, size_t n)
 {
@@ -309,8 +374,10 @@ static int need(struct conn *c, size_t n)
 		ssize_t r = conn_in_fill(&c->in, c->sock, false, &c->out);
 		if (r == -EAGAIN)
 			r = conn_in_fill(&c->in, c->sock, true, &c->out);
-		if (r <= 0)
-			return -1;
+		if (r == 0)
+			return -ECONNRESET;
+		if (r < 0)
+			return (int)r;
 	}
 	return 0;
 }
@@ -330,7 +397,7 @@ static int reply(struct conn *c, uint32_t error, uint64_t handle)
 	int err = 0;
 	uint8_t *p = out_room(c, NBD_SIMPLE_REPLY_LEN, &err);
 	if (p == NULL)
-		return -1;
+		return err != 0 ? err : -EIO;
 	nbd_encode_simple_reply(p, error, handle);
 	conn_out_commit(&c->out, NBD_SIMPLE_REPLY_LEN);
 	return 0;
@@ -343,8 +410,10 @@ static int reply_read(struct conn *c, const struct nbd_request *rq)
 	size_t n = NBD_SIMPLE_REPLY_LEN + rq->length;
 	uint8_t *p = out_room(c, n, &err);
 	if (err != 0)
-		return -1;
-	uint8_t *data = p != NULL ? p + NBD_SIMPLE_REPLY_LEN : c->buf;
+		return err;
+	uint8_t *data = p != NULL ? p + NBD_SIMPLE_REPLY_LEN : big_buf(c);
+	if (data == NULL)
+		return reply(c, NBD_ENOMEM, rq->handle);
 	int r = file_pread(c->srv->fd, data, rq->length, rq->offset);
 	if (r != 0)
 		return reply(c, nbd_errno_to_error(r), rq->handle);
@@ -361,21 +430,38 @@ static int reply_read(struct conn *c, const struct nbd_request *rq)
 
 /*
  * A WRITE's payload: in the receive buffer when it fits (consumed by the
- * caller with conn_in_consume), else assembled in c->buf.  NULL on EOF.
+ * caller with conn_in_consume), else assembled in c->buf.  NULL (*err set)
+ * when the connection fails.
  */
-static const uint8_t *take_payload(struct conn *c, uint32_t len, size_t *consume)
+static const uint8_t *take_payload(struct conn *c, uint32_t len, size_t *consume, int *err)
 {
 	if (len <= c->in.cap) {
 		*consume = len;
-		return need(c, len) == 0 ? conn_in_data(&c->in) : NULL;
+		*err = need(c, len);
+		return *err == 0 ? conn_in_data(&c->in) : NULL;
 	}
 	size_t have = conn_in_avail(&c->in);
+	if (big_buf(c) == NULL) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	memcpy(c->buf, conn_in_data(&c->in), have);
 	conn_in_consume(&c->in, have);
 	*consume = 0;
-	if (conn_out_flush(&c->out, c->sock) != 0 || read_full(c->sock, c->buf + have, len - have) != 0)
-		return NULL;
-	return c->buf;
+	*err = conn_out_flush(&c->out, c->sock);
+	if (*err == 0)
+		*err = read_full(c->sock, c->buf + have, len - have);
+	return *err == 0 ? c->buf : NULL;
+}
+
+/* A mutation's reply: synced first if FUA, else the connection is dirty. */
+static int reply_mutation(struct conn *c, const struct nbd_request *rq, int r)
+{
+	if (r == 0 && (rq->flags & NBD_CMD_FLAG_FUA))
+		r = file_sync(c->srv);
+	else if (r == 0)
+		c->dirty = true;
+	return reply(c, nbd_errno_to_error(r), rq->handle);
 }
 
 static int do_write(struct conn *c, const struct nbd_request *rq, int r, int in_range)
@@ -384,28 +470,28 @@ static int do_write(struct conn *c, const struct nbd_request *rq, int r, int in_
 	 * cap is a framing error. */
 	if (rq->length > NBD_MAX_PAYLOAD) {
 		log_warn("write of %" PRIu32 " bytes exceeds the cap: closing", rq->length);
-		return -1;
+		return -EPROTO;
 	}
 	size_t consume;
-	const uint8_t *payload = take_payload(c, rq->length, &consume);
+	int err;
+	const uint8_t *payload = take_payload(c, rq->length, &consume, &err);
 	if (payload == NULL)
-		return -1;
+		return err;
 	if (r == 0 && !in_range)
 		r = -ENOSPC;
 	if (r == 0)
 		r = file_pwrite(c->srv->fd, payload, rq->length, rq->offset);
 	conn_in_consume(&c->in, consume);
-	if (r == 0 && (rq->flags & NBD_CMD_FLAG_FUA))
-		r = file_sync(c->srv->fd);
-	return reply(c, nbd_errno_to_error(r), rq->handle);
+	return reply_mutation(c, rq, r);
 }
 
-/* One request whose header was decoded into rq.  0, or -1 to close. */
+/* One request whose header was decoded into rq.  0, or a negative errno to close. */
 static int serve_request(struct conn *c, const struct nbd_request *rq)
 {
 	struct server *s = c->srv;
 	int r = 0;
 	int in_range = nbd_range_ok(rq->offset, rq->length, s->size) == 0;
+	atomic_fetch_add(&s->stats.requests, 1);
 	if (rq->flags & ~(uint16_t)(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE))
 		r = -EINVAL;
 	switch (rq->type) {
@@ -416,8 +502,11 @@ static int serve_request(struct conn *c, const struct nbd_request *rq)
 	case NBD_CMD_WRITE:
 		return do_write(c, rq, r, in_range);
 	case NBD_CMD_FLUSH:
+		/* Every connection writes the same file: one sync covers them all. */
 		if (r == 0)
-			r = file_sync(s->fd);
+			r = file_sync(s);
+		if (r == 0)
+			c->dirty = false;
 		return reply(c, nbd_errno_to_error(r), rq->handle);
 	case NBD_CMD_TRIM:
 	case NBD_CMD_WRITE_ZEROES:
@@ -427,51 +516,115 @@ static int serve_request(struct conn *c, const struct nbd_request *rq)
 			r = file_zero(c, rq->offset, rq->length,
 				      rq->type == NBD_CMD_WRITE_ZEROES &&
 				      (rq->flags & NBD_CMD_FLAG_NO_HOLE));
-		if (r == 0 && (rq->flags & NBD_CMD_FLAG_FUA))
-			r = file_sync(s->fd);
-		return reply(c, nbd_errno_to_error(r), rq->handle);
+		return reply_mutation(c, rq, r);
 	case NBD_CMD_DISC:
 		(void)conn_out_flush(&c->out, c->sock);
-		return -1;
+		return -ECONNRESET;
 	default:
 		return reply(c, NBD_EINVAL, rq->handle);
 	}
 }
 
-/* Transmission phase: returns when the client disconnects or misbehaves. */
-static void transmit(struct conn *c)
+/*
+ * Between requests, nothing buffered: the replies go out, then the
+ * connection is idle (evictable) until its next request begins.  A clean
+ * one waits at most the idle timeout; one with unsynced writes is never
+ * dropped for idling, since its client could not tell that from a crash
+ * (card-ebs would fail its next flush if its replay log had overflowed).
+ */
+static enum conn_end wait_request(struct conn *c)
 {
+	struct server *s = c->srv;
+	ssize_t r = conn_in_fill(&c->in, c->sock, false, &c->out);
+	if (r > 0)
+		return conn_table_busy(&s->conns, &c->slot) ? END_NONE : END_EVICTED;
+	if (r == 0 || r != -EAGAIN)
+		return END_CLIENT;
+	r = conn_out_flush(&c->out, c->sock);
+	if (r != 0)
+		return r == -EAGAIN ? END_STALLED : END_CLIENT;
+	conn_table_idle(&s->conns, &c->slot, now_ms(), c->dirty);
+	int timeout = s->idle_timeout_s == 0 || c->dirty ? -1 : (int)s->idle_timeout_s * 1000;
+	struct pollfd p = { .fd = c->sock, .events = POLLIN };
+	int n;
+	while ((n = poll(&p, 1, timeout)) < 0 && errno == EINTR)
+		;
+	if (!conn_table_busy(&s->conns, &c->slot))
+		return END_EVICTED;
+	return n == 0 ? END_IDLE : END_NONE;
+}
+
+/* Transmission phase: returns why it ended. */
+static enum conn_end transmit(struct conn *c)
+{
+	if (!conn_table_busy(&c->srv->conns, &c->slot))
+		return END_EVICTED;
 	for (;;) {
 		struct nbd_request rq;
-		if (need(c, NBD_REQUEST_LEN) != 0)
-			return;
-		if (nbd_decode_request(conn_in_data(&c->in), NBD_REQUEST_LEN, &rq) != 0) {
-			log_warn("bad request magic: closing connection");
-			return;
+		if (conn_in_avail(&c->in) == 0) {
+			enum conn_end end = wait_request(c);
+			if (end != END_NONE)
+				return end;
 		}
-		conn_in_consume(&c->in, NBD_REQUEST_LEN);
-		if (serve_request(c, &rq) != 0)
-			return;
+		int r = need(c, NBD_REQUEST_LEN);
+		if (r == 0 && nbd_decode_request(conn_in_data(&c->in), NBD_REQUEST_LEN, &rq) != 0) {
+			log_warn("bad request magic: closing connection");
+			r = -EPROTO;
+		}
+		if (r == 0) {
+			conn_in_consume(&c->in, NBD_REQUEST_LEN);
+			r = serve_request(c, &rq);
+		}
+		if (r != 0)
+			return r == -EAGAIN ? END_STALLED : END_CLIENT;
 	}
+}
+
+static void set_timeouts(int sock, unsigned seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+	(void)setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* The server ends the connection: what it acknowledged is made durable first. */
+static void conn_end(struct conn *c, enum conn_end end)
+{
+	struct server *s = c->srv;
+	switch (end) {
+	case END_NONE:
+	case END_CLIENT:
+		return;
+	case END_IDLE:
+		atomic_fetch_add(&s->stats.idle_closed, 1);
+		log_info("connection idle for %u s: closed", s->idle_timeout_s);
+		break;
+	case END_EVICTED:
+		break; /* counted and logged by the acceptor */
+	case END_STALLED:
+		atomic_fetch_add(&s->stats.stalled, 1);
+		log_warn("client stalled for %u s (not reading replies, or mid-request): closed",
+			 s->stall_timeout_s);
+		break;
+	}
+	if (c->dirty && file_sync(s) != 0)
+		log_errno("sync before closing a connection");
 }
 
 static void *conn_thread(void *arg)
 {
 	struct conn *c = arg;
-	struct timeval tv = { .tv_sec = HANDSHAKE_TIMEOUT_S };
-	(void)setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	set_timeouts(c->sock, HANDSHAKE_TIMEOUT_S);
 	if (negotiate(c)) {
-		struct timeval none = { 0 };
-		(void)setsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-		c->buf = malloc(NBD_MAX_PAYLOAD);
-		if (c->buf == NULL || conn_in_init(&c->in, IN_BUF) != 0 ||
+		set_timeouts(c->sock, c->srv->stall_timeout_s);
+		if (conn_in_init(&c->in, IN_BUF) != 0 ||
 		    conn_out_init(&c->out, OUT_BUF) != 0)
 			log_err("out of memory for connection buffers");
 		else
-			transmit(c);
+			conn_end(c, transmit(c));
 	}
 	close(c->sock);
-	atomic_fetch_sub(&c->srv->nconns, 1);
+	conn_table_remove(&c->srv->conns, &c->slot);
 	conn_in_free(&c->in);
 	conn_out_free(&c->out);
 	free(c->buf);
@@ -536,7 +689,139 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: flint-nbd-server --file PATH [--size BYTES --create]\n"
 		"                        (--listen-unix PATH | --listen-tcp IP:PORT)\n"
-		"                        [--export NAME] [--block-size 512|4096] [--verbose]\n");
+		"                        [--export NAME] [--block-size 512|4096]\n"
+		"                        [--idle-timeout SECONDS] [--stall-timeout SECONDS] [--verbose]\n"
+		"\n"
+		"  --idle-timeout S   close a connection with no request in flight and no\n"
+		"                     unflushed write after S seconds (default %d; 0: never)\n"
+		"  --stall-timeout S  close a connection whose client stops reading replies,\n"
+		"                     or stops in the middle of a request, for S seconds\n"
+		"                     (default %d; 0: never)\n"
+		"At most %d connections at once: when all are taken, the one idle longest\n"
+		"(clean ones first) is closed for a new one; if none is idle it is refused.\n"
+		"SIGUSR1 logs a stats line; SIGTERM or SIGINT syncs the file, logs it and exits.\n",
+		DEFAULT_IDLE_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S, CONN_SLOTS);
+}
+
+static int parse_timeout(const char *name, const char *arg, unsigned *out)
+{
+	uint64_t v;
+	if (parse_u64_range(arg, 0, MAX_TIMEOUT_S, &v) != 0) {
+		log_err("bad --%s (0..%d seconds): %s", name, MAX_TIMEOUT_S, arg);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/*
+ * Signals are taken by one thread (blocked everywhere else): SIGUSR1 logs
+ * the counters, SIGTERM and SIGINT make what was written durable and exit.
+ */
+static void *signal_thread(void *arg)
+{
+	struct server *s = arg;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	for (;;) {
+		int sig;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1) {
+			log_stats(s, "now");
+			continue;
+		}
+		if (file_sync(s) != 0)
+			log_errno("sync at exit");
+		log_stats(s, "exit");
+		exit(0);
+	}
+}
+
+static int start_signal_thread(struct server *s)
+{
+	sigset_t set;
+	pthread_t th;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	/* Before any other thread: they all inherit the mask. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 ||
+	    pthread_create(&th, NULL, signal_thread, s) != 0)
+		return -1;
+	pthread_detach(th);
+	return 0;
+}
+
+/* Rate-limited: a client connecting in a loop must not flood the log. */
+static void log_full(int r, const struct conn_slot *victim)
+{
+	static uint64_t last_ms;
+	static unsigned quiet;
+	uint64_t now = now_ms();
+	if (last_ms != 0 && now - last_ms < 1000) {
+		quiet++;
+		return;
+	}
+	last_ms = now;
+	char more[64] = "";
+	if (quiet > 0)
+		snprintf(more, sizeof(more), " (and %u times more in the last second)", quiet);
+	if (r < 0)
+		log_warn("all %d connections are serving requests: refused a new one%s",
+			 CONN_SLOTS, more);
+	else
+		log_warn("all %d connections taken: closed one idle for %" PRIu64 " ms%s to make room%s",
+			 CONN_SLOTS, now - victim->idle_since,
+			 victim->dirty ? " with unflushed writes" : "", more);
+	quiet = 0;
+}
+
+/* Takes a slot for a new connection and starts its thread; closes it if none. */
+static void serve_connection(struct server *s, int cs, int tcp)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(cs);
+		return;
+	}
+	c->srv = s;
+	c->sock = cs;
+	c->slot.sock = cs;
+	struct conn_slot victim;
+	int r = conn_table_add(&s->conns, &c->slot, now_ms(), &victim);
+	if (r != 0)
+		log_full(r, &victim);
+	if (r < 0) {
+		atomic_fetch_add(&s->stats.refused, 1);
+		close(cs);
+		free(c);
+		return;
+	}
+	atomic_fetch_add(&s->stats.accepted, 1);
+	if (r > 0)
+		atomic_fetch_add(&s->stats.evicted, 1);
+	if (tcp) {
+		int one = 1;
+		(void)setsockopt(cs, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* A peer that vanished without a FIN is found even while idle. */
+		(void)setsockopt(cs, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	}
+	pthread_t th;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, conn_thread, c) != 0) {
+		log_warn("cannot start a connection thread");
+		close(cs);
+		conn_table_remove(&s->conns, &c->slot);
+		free(c);
+	}
+	pthread_attr_destroy(&attr);
 }
 
 int main(int argc, char **argv)
@@ -549,6 +834,8 @@ int main(int argc, char **argv)
 		{ "listen-tcp", required_argument, NULL, 't' },
 		{ "export", required_argument, NULL, 'e' },
 		{ "block-size", required_argument, NULL, 'b' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "stall-timeout", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -556,7 +843,8 @@ int main(int argc, char **argv)
 	const char *file = NULL, *unix_path = NULL, *tcp = NULL;
 	uint64_t size = 0, bs = 4096;
 	int have_size = 0, create = 0;
-	struct server s = { .export_name = "" };
+	struct server s = { .export_name = "", .idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S,
+			    .stall_timeout_s = DEFAULT_STALL_TIMEOUT_S };
 
 	log_init("flint-nbd-server", LOG_INFO);
 	for (;;) {
@@ -581,6 +869,14 @@ int main(int argc, char **argv)
 				log_err("bad --block-size (512 or 4096): %s", optarg);
 				return 2;
 			}
+			break;
+		case 'i':
+			if (parse_timeout("idle-timeout", optarg, &s.idle_timeout_s) != 0)
+				return 2;
+			break;
+		case 'S':
+			if (parse_timeout("stall-timeout", optarg, &s.stall_timeout_s) != 0)
+				return 2;
 			break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(); return 0;
@@ -635,6 +931,11 @@ int main(int argc, char **argv)
 		   NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES;
 
 	signal(SIGPIPE, SIG_IGN);
+	conn_table_init(&s.conns);
+	if (start_signal_thread(&s) != 0) {
+		log_err("cannot start the signal thread");
+		return 1;
+	}
 	int lfd = unix_path ? listen_unix(unix_path) : listen_tcp(tcp);
 	if (lfd < 0)
 		return 1;
@@ -654,34 +955,6 @@ int main(int argc, char **argv)
 			log_errno("accept");
 			return 1;
 		}
-		if (atomic_fetch_add(&s.nconns, 1) >= MAX_CONNS) {
-			atomic_fetch_sub(&s.nconns, 1);
-			log_warn("too many connections: refusing one");
-			close(cs);
-			continue;
-		}
-		if (tcp) {
-			int one = 1;
-			(void)setsockopt(cs, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		}
-		struct conn *c = calloc(1, sizeof(*c));
-		pthread_t th;
-		pthread_attr_t attr;
-		if (c == NULL) {
-			close(cs);
-			atomic_fetch_sub(&s.nconns, 1);
-			continue;
-		}
-		c->srv = &s;
-		c->sock = cs;
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&th, &attr, conn_thread, c) != 0) {
-			log_warn("cannot start a connection thread");
-			close(cs);
-			free(c);
-			atomic_fetch_sub(&s.nconns, 1);
-		}
-		pthread_attr_destroy(&attr);
+		serve_connection(&s, cs, tcp != NULL);
 	}
 }

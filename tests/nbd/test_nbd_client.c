@@ -32,19 +32,81 @@
 #define EXPORT_SIZE (64 * MiB)
 
 static const char *server_bin;
-static char sock_path[100], file_path[200];
+static char sock_path[100], file_path[200], server_log[200];
 static pid_t server_pid;
 
-static void start_server(int create)
+/* flint-nbd-server with extra options (NULL-terminated, at most 6). */
+static void start_server_opts(int create, const char *const *extra)
 {
 	char size[32];
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)EXPORT_SIZE);
-	char *argv[] = { (char *)server_bin, "--file", file_path, "--size", size,
-			 "--listen-unix", sock_path, "--export", "vol0",
-			 create ? "--create" : NULL, NULL };
+	char *argv[20] = { (char *)server_bin, "--file", file_path, "--size", size,
+			   "--listen-unix", sock_path, "--export", "vol0" };
+	int n = 9;
+	if (create)
+		argv[n++] = "--create";
+	for (; extra != NULL && *extra != NULL && n < 19; extra++)
+		argv[n++] = (char *)*extra;
 	unlink(sock_path);
-	server_pid = spawn(argv);
+	server_pid = spawn_logged(argv, server_log);
 	CHECK(wait_unix_socket(sock_path, 10000) == 0);
+}
+
+static void start_server(int create)
+{
+	start_server_opts(create, NULL);
+}
+
+/* The server's log goes to a file (its stats lines are read from there), shown at exit. */
+static int raw_connect(void);
+static void raw_handshake(int fd);
+static int raw_go(int fd, const char *name);
+static uint32_t raw_cmd(int fd, uint16_t type, uint16_t flags, uint64_t off, uint32_t len,
+			const void *payload, size_t plen, void *rbuf);
+
+static void show_server_log(void)
+{
+	static int shown;
+	if (shown++ || server_log[0] == '\0')
+		return;
+	fprintf(stderr, "---- flint-nbd-server log ----\n");
+	copy_file_to_stderr(server_log);
+}
+
+/*
+ * Asks the running server for its counters (SIGUSR1: one "stats:" line in
+ * its log) and returns the one named key.
+ */
+static uint64_t server_stat(const char *key)
+{
+	struct stat st;
+	off_t from = stat(server_log, &st) == 0 ? st.st_size : 0;
+	CHECK(kill(server_pid, SIGUSR1) == 0);
+	for (;;) {
+		char buf[4096], pat[64];
+		FILE *f = fopen(server_log, "r");
+		CHECK(f != NULL);
+		CHECK(fseeko(f, from, SEEK_SET) == 0);
+		snprintf(pat, sizeof(pat), " %s=", key);
+		while (fgets(buf, sizeof(buf), f) != NULL) {
+			char *stats = strstr(buf, "stats:");
+			char *at = stats != NULL ? strstr(stats, pat) : NULL;
+			if (stats == NULL || strchr(buf, '\n') == NULL)
+				continue;
+			CHECK(at != NULL);
+			fclose(f);
+			return strtoull(at + strlen(pat), NULL, 10);
+		}
+		fclose(f);
+		usleep(10000);
+	}
+}
+
+/* Waits until the server's counter key reaches want. */
+static void wait_server_stat(const char *key, uint64_t want)
+{
+	while (server_stat(key) < want)
+		usleep(100000);
 }
 
 static void stop_server(void)
@@ -267,13 +329,45 @@ static void scenario_basic(void)
 	stop_server();
 }
 
+/*
+ * After an acknowledged FLUSH (or FUA write) the range must be on the
+ * device: the page cache holds none of it dirty, and the server counted a
+ * sync.  (Killing the server proves nothing here: the kernel keeps its page
+ * cache, so data it never synced would still read back.)
+ */
+static void check_synced(uint64_t off, uint64_t len, uint64_t syncs_before)
+{
+	uint64_t unsynced = 0;
+	int r = file_unsynced_pages(file_path, off, len, &unsynced);
+	if (r != 0)
+		fprintf(stderr, "NOTE: cachestat cannot tell here (%s): checking the sync count only\n",
+			strerror(-r));
+	else
+		CHECK_EQ(unsynced, 0);
+	CHECK(server_stat("syncs") > syncs_before);
+}
+
 static void scenario_durability(void)
 {
 	struct blk_backend b;
 	start_server(1);
 	open_backend(&b, "vol0", 10000);
+	uint64_t syncs = server_stat("syncs");
 	write_pattern(&b, 3 * MiB, 8 * MiB, 7);
 	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	check_synced(3 * MiB, 8 * MiB, syncs);
+	/* A FUA write is durable when acknowledged, without a FLUSH. */
+	syncs = server_stat("syncs");
+	int fd = raw_connect();
+	raw_handshake(fd);
+	CHECK_EQ(raw_go(fd, "vol0"), NBD_REP_ACK);
+	uint8_t *buf = malloc(MiB);
+	CHECK(buf != NULL);
+	fill_pattern(buf, MiB, 20 * MiB, 8);
+	CHECK_EQ(raw_cmd(fd, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA, 20 * MiB, MiB, buf, MiB, NULL), 0);
+	check_synced(20 * MiB, MiB, syncs);
+	free(buf);
+	close(fd);
 	stop_server(); /* SIGKILL */
 	start_server(0);
 	/* The same client reconnects transparently... */
@@ -282,6 +376,7 @@ static void scenario_durability(void)
 	/* ...and a fresh one sees the data as well. */
 	open_backend(&b, "vol0", 10000);
 	verify_pattern(&b, 3 * MiB, 8 * MiB, 7);
+	verify_pattern(&b, 20 * MiB, MiB, 8);
 	struct nbd_client_stats st;
 	nbd_backend_stats(&b, &st);
 	CHECK_EQ(st.reconnects, 0);
@@ -749,6 +844,188 @@ static void scenario_server_raw(void)
 	open_backend(&b, "vol0", 5000);
 	verify_zero(&b, 0, 4096);
 	b.ops->close(b.ctx);
+	stop_server();
+}
+
+/* ---- the server's connection limits: idle, stalled and full ---- */
+
+#define SERVER_SLOTS 64 /* flint-nbd-server's connections at once */
+#define STALL_READS 8   /* 256 KiB READs a stalled client asks for: more than a socket holds */
+
+static int raw_client_go(void)
+{
+	int fd = raw_connect();
+	raw_handshake(fd);
+	CHECK_EQ(raw_go(fd, "vol0"), NBD_REP_ACK);
+	return fd;
+}
+
+/* Waits, without reading, until the server has closed fd (the hard limit guards it). */
+static void raw_wait_closed(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	for (;;) {
+		int r = poll(&p, 1, -1);
+		CHECK(r >= 0 || errno == EINTR);
+		if (r > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return;
+	}
+}
+
+/* The same for any of fds[0..n). */
+static void raw_wait_any_closed(const int *fds, int n)
+{
+	struct pollfd p[SERVER_SLOTS];
+	CHECK(n <= SERVER_SLOTS);
+	for (int i = 0; i < n; i++)
+		p[i] = (struct pollfd){ .fd = fds[i], .events = POLLRDHUP };
+	for (;;) {
+		int r = poll(p, (nfds_t)n, -1);
+		CHECK(r >= 0 || errno == EINTR);
+		for (int i = 0; i < n && r > 0; i++)
+			if (p[i].revents & (POLLRDHUP | POLLHUP | POLLERR))
+				return;
+	}
+}
+
+/* The server is still serving fd. */
+static void raw_check_alive(int fd)
+{
+	uint8_t buf[4096];
+	CHECK_EQ(raw_cmd(fd, NBD_CMD_READ, 0, 0, sizeof(buf), NULL, 0, buf), 0);
+}
+
+/* A client can still get in and use the volume. */
+static void check_served(uint32_t seed)
+{
+	struct blk_backend b;
+	open_backend(&b, "vol0", 20000);
+	write_pattern(&b, 30 * MiB, 65536, seed);
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	verify_pattern(&b, 30 * MiB, 65536, seed);
+	b.ops->close(b.ctx);
+}
+
+/*
+ * Every connection slot held by a client that negotiated and then sends
+ * nothing: a new client still gets in at once (an idle one makes room; one
+ * with unflushed writes only when no clean one is left, even though it has
+ * been idle longest).  On its
+ * own, an idle client is dropped after --idle-timeout, and so is one that
+ * stops in the middle of a request, after --stall-timeout.
+ */
+static void scenario_server_idle(void)
+{
+	int fds[SERVER_SLOTS];
+	start_server(1);
+	/* The one idle longest has an unflushed write: it is passed over for the next one. */
+	uint8_t buf[4096] = { 1 };
+	fds[0] = raw_client_go();
+	CHECK_EQ(raw_cmd(fds[0], NBD_CMD_WRITE, 0, 0, sizeof(buf), buf, sizeof(buf), NULL), 0);
+	for (int i = 1; i < SERVER_SLOTS; i++)
+		fds[i] = raw_client_go();
+	check_served(21);
+	raw_wait_any_closed(fds + 1, SERVER_SLOTS - 1);
+	raw_check_alive(fds[0]);
+	for (int i = 0; i < SERVER_SLOTS; i++)
+		close(fds[i]);
+	stop_server();
+
+	static const char *const timeouts[] = { "--idle-timeout", "1", "--stall-timeout", "1", NULL };
+	start_server_opts(0, timeouts);
+	int fd = raw_client_go();
+	raw_wait_closed(fd);
+	close(fd);
+	fd = raw_client_go();
+	uint8_t req[NBD_REQUEST_LEN];
+	nbd_encode_request(req, &(struct nbd_request){ .type = NBD_CMD_READ, .length = 4096 });
+	raw_send(fd, req, 10);
+	raw_wait_closed(fd);
+	close(fd);
+	uint64_t idle = server_stat("idle_closed"), stalled = server_stat("stalled");
+	CHECK_EQ(idle, 1);
+	CHECK_EQ(stalled, 1);
+	check_served(22);
+	stop_server();
+}
+
+/*
+ * Every slot held by a client that sends READs and never reads the
+ * replies: each is dropped after --stall-timeout, so a new client gets in.
+ */
+static void scenario_server_stalled(void)
+{
+	int fds[SERVER_SLOTS];
+	static const char *const stall[] = { "--stall-timeout", "2", NULL };
+	start_server_opts(1, stall);
+	for (int i = 0; i < SERVER_SLOTS; i++) {
+		fds[i] = raw_client_go();
+		for (int k = 0; k < STALL_READS; k++) {
+			uint8_t req[NBD_REQUEST_LEN];
+			nbd_encode_request(req, &(struct nbd_request){
+				.type = NBD_CMD_READ, .handle = (uint64_t)k + 1,
+				.offset = (uint64_t)k * MiB, .length = 256 * 1024 });
+			raw_send(fds[i], req, sizeof(req));
+		}
+	}
+	/* Replies have started coming: each server thread is in send(), not idle. */
+	for (int i = 0; i < SERVER_SLOTS; i++) {
+		struct pollfd p = { .fd = fds[i], .events = POLLIN };
+		CHECK(poll(&p, 1, -1) == 1);
+	}
+	check_served(23);
+	for (int i = 0; i < SERVER_SLOTS; i++) {
+		raw_wait_closed(fds[i]);
+		close(fds[i]);
+	}
+	CHECK_EQ(server_stat("stalled"), SERVER_SLOTS);
+	CHECK_EQ(server_stat("evicted"), 0);
+	stop_server();
+}
+
+/*
+ * card-ebs's long-lived connection against a server that drops idle ones:
+ * the next request reconnects and nothing fails or is lost.  A connection
+ * with unflushed writes is never dropped for being idle: the client cannot
+ * tell that from a crash, and with its replay log overflowed its next flush
+ * would fail.
+ */
+static void scenario_idle_drop(void)
+{
+	struct blk_backend b, dirty, clean;
+	static const char *const idle[] = { "--idle-timeout", "1", NULL };
+	start_server_opts(1, idle);
+	open_backend(&b, "vol0", 20000);
+	write_pattern(&b, 0, MiB, 11);
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	wait_server_stat("idle_closed", 1);
+	verify_pattern(&b, 0, MiB, 11);
+	write_pattern(&b, MiB, MiB, 12);
+	CHECK_EQ(b.ops->flush(b.ctx), 0);
+	verify_pattern(&b, 0, MiB, 11);
+	verify_pattern(&b, MiB, MiB, 12);
+	struct nbd_client_stats st;
+	nbd_backend_stats(&b, &st);
+	CHECK_EQ(st.reconnects, 1);
+	b.ops->close(b.ctx);
+
+	char err[256] = "", ep[300];
+	snprintf(ep, sizeof(ep), "unix:%s", sock_path);
+	struct nbd_client_config cfg = { .endpoint = ep, .export_name = "vol0",
+					 .retry_timeout_ms = 20000, .replay_cap_bytes = MiB };
+	CHECK_EQ(nbd_backend_open(&dirty, &cfg, err, sizeof(err)), 0);
+	uint64_t closed = server_stat("idle_closed");
+	write_pattern(&dirty, 8 * MiB, 4 * MiB, 13); /* more than its replay log holds */
+	/* Idle after the dirty one: once it is dropped, the dirty one was idle longer. */
+	open_backend(&clean, "vol0", 20000);
+	verify_pattern(&clean, 8 * MiB, 4 * MiB, 13);
+	wait_server_stat("idle_closed", closed + 1);
+	CHECK_EQ(dirty.ops->flush(dirty.ctx), 0);
+	verify_pattern(&dirty, 8 * MiB, 4 * MiB, 13);
+	nbd_backend_stats(&dirty, &st);
+	CHECK_EQ(st.reconnects, 0);
+	dirty.ops->close(dirty.ctx);
+	clean.ops->close(clean.ctx);
 	stop_server();
 }
 
@@ -1709,7 +1986,7 @@ static void scenario_abort(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s basic|durability|reconnect|timeout|server-raw|garbage|"
+		fprintf(stderr, "usage: %s basic|durability|reconnect|timeout|server-raw|server-idle|server-stalled|idle-drop|garbage|"
 			"concurrency|reconnect-mt|late-reply|flush-mark|replay-ring|signals|aio|abort|sandbox|nbdkit|qemu-nbd [SERVER]\n",
 			argv[0]);
 		return 2;
@@ -1719,6 +1996,8 @@ int main(int argc, char **argv)
 	const char *dir = tmpdir_make();
 	snprintf(sock_path, sizeof(sock_path), "%s/nbd.sock", dir);
 	snprintf(file_path, sizeof(file_path), "%s/volume.img", dir);
+	snprintf(server_log, sizeof(server_log), "%s/server.log", dir);
+	atexit(show_server_log);
 	server_bin = argc > 2 ? argv[2] : "flint-nbd-server";
 	const char *s = argv[1];
 	if (strcmp(s, "basic") == 0)
@@ -1731,6 +2010,12 @@ int main(int argc, char **argv)
 		scenario_timeout();
 	else if (strcmp(s, "server-raw") == 0)
 		scenario_server_raw();
+	else if (strcmp(s, "server-idle") == 0)
+		scenario_server_idle();
+	else if (strcmp(s, "server-stalled") == 0)
+		scenario_server_stalled();
+	else if (strcmp(s, "idle-drop") == 0)
+		scenario_idle_drop();
 	else if (strcmp(s, "garbage") == 0)
 		scenario_garbage();
 	else if (strcmp(s, "concurrency") == 0)
@@ -1757,6 +2042,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "unknown scenario %s\n", s);
 		return 2;
 	}
+	show_server_log();
 	tmpdir_cleanup();
 	fprintf(stderr, "%s: OK\n", s);
 	return 0;
