@@ -39,6 +39,7 @@
 
 #include "conn_buf.h"
 #include "conn_table.h"
+#include "endpoint.h"
 #include "log.h"
 #include "parse_num.h"
 #include "nbd_proto.h"
@@ -632,63 +633,54 @@ static void *conn_thread(void *arg)
 	return NULL;
 }
 
-static int listen_unix(const char *path)
+/* A listening socket on ep (text: how the operator wrote it, for messages). */
+static int listen_endpoint(const struct endpoint *ep, const char *text)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_err("socket path too long: %s", path);
+	int family = ep->addr.ss_family;
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_errno("socket for %s", text);
 		return -1;
 	}
-	strcpy(sa.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
-		log_errno("listen on %s", path);
+	if (family == AF_UNIX) {
+		(void)unlink(((const struct sockaddr_un *)&ep->addr)->sun_path);
+	} else {
+		int one = 1;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	}
+	if (bind(fd, (const struct sockaddr *)&ep->addr, ep->addrlen) != 0 || listen(fd, 16) != 0) {
+		log_errno("listen on %s", text);
 		close(fd);
 		return -1;
 	}
 	return fd;
 }
 
-static int listen_tcp(const char *addr)
+/* --listen-unix PATH or --listen-tcp ADDR:PORT, read by the parser card-ebs uses too. */
+static int listen_option(const char *unix_path, const char *tcp)
 {
-	char host[64];
-	const char *colon = strrchr(addr, ':');
-	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
-		log_err("bad TCP address (want IP:PORT): %s", addr);
+	char text[ENDPOINT_MAX_LEN + 8], err[256];
+	struct endpoint ep;
+	if (unix_path != NULL)
+		snprintf(text, sizeof(text), "unix:%s", unix_path);
+	else
+		snprintf(text, sizeof(text), "%s", tcp);
+	if (endpoint_parse(text, &ep, err, sizeof(err)) != 0) {
+		log_err("%s", err);
 		return -1;
 	}
-	memcpy(host, addr, (size_t)(colon - addr));
-	host[colon - addr] = '\0';
-	char *end;
-	errno = 0;
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	if (errno || *end || port == 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-		log_err("bad TCP address (want IP:PORT): %s", addr);
+	if (tcp != NULL && ep.addr.ss_family == AF_UNIX) {
+		log_err("--listen-tcp wants IPv4:PORT or [IPv6]:PORT, not a unix socket: %s", tcp);
 		return -1;
 	}
-	sa.sin_port = htons((uint16_t)port);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	int one = 1;
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
-		log_errno("listen on %s", addr);
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return listen_endpoint(&ep, unix_path != NULL ? unix_path : tcp);
 }
 
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: flint-nbd-server --file PATH [--size BYTES --create]\n"
-		"                        (--listen-unix PATH | --listen-tcp IP:PORT)\n"
+		"                        (--listen-unix PATH | --listen-tcp IPv4:PORT|[IPv6]:PORT)\n"
 		"                        [--export NAME] [--block-size 512|4096]\n"
 		"                        [--idle-timeout SECONDS] [--stall-timeout SECONDS] [--verbose]\n"
 		"\n"
@@ -936,7 +928,7 @@ int main(int argc, char **argv)
 		log_err("cannot start the signal thread");
 		return 1;
 	}
-	int lfd = unix_path ? listen_unix(unix_path) : listen_tcp(tcp);
+	int lfd = listen_option(unix_path, tcp);
 	if (lfd < 0)
 		return 1;
 	log_info("serving %s (%" PRIu64 " bytes, export '%s') on %s", file, s.size,

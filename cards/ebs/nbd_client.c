@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "endpoint.h"
 #include "log.h"
 #include "log_limit.h"
 #include "nbd_proto.h"
@@ -353,51 +354,6 @@ static int discard_bytes(struct nbd_client *c, int fd, uint32_t len, uint64_t de
 }
 
 /* ---- endpoint, connection, negotiation ---- */
-
-static int parse_endpoint(struct nbd_client *c, const char *ep, char *err, size_t errlen)
-{
-	memset(&c->addr, 0, sizeof(c->addr));
-	if (ep == NULL || *ep == '\0') {
-		set_msg(err, errlen, "nbd: no endpoint");
-		return -EINVAL;
-	}
-	const char *path = NULL;
-	if (strncmp(ep, "unix:", 5) == 0)
-		path = ep + 5;
-	else if (ep[0] == '/')
-		path = ep;
-	if (path != NULL) {
-		struct sockaddr_un *sa = (struct sockaddr_un *)&c->addr;
-		if (*path == '\0' || strlen(path) >= sizeof(sa->sun_path)) {
-			set_msg(err, errlen, "nbd: bad unix socket path");
-			return -EINVAL;
-		}
-		sa->sun_family = AF_UNIX;
-		strcpy(sa->sun_path, path);
-		c->addrlen = sizeof(*sa);
-		return 0;
-	}
-	char host[64];
-	const char *colon = strrchr(ep, ':');
-	struct sockaddr_in *sin = (struct sockaddr_in *)&c->addr;
-	char *end;
-	if (colon == NULL || (size_t)(colon - ep) >= sizeof(host))
-		goto bad;
-	memcpy(host, ep, (size_t)(colon - ep));
-	host[colon - ep] = '\0';
-	errno = 0;
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || colon[1] == '\0' || port == 0 || port > 65535 ||
-	    inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-		goto bad;
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons((uint16_t)port);
-	c->addrlen = sizeof(*sin);
-	return 0;
-bad:
-	set_msg(err, errlen, "nbd: bad endpoint '%s' (want unix:PATH, /PATH or IPv4:PORT)", ep);
-	return -EINVAL;
-}
 
 static int connect_socket(struct nbd_client *c, uint64_t deadline)
 {
@@ -1823,9 +1779,20 @@ int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cf
 		return -ENOMEM;
 	}
 	struct neg_result res;
-	int r = parse_endpoint(c, cfg->endpoint, err, errlen);
-	if (r == 0)
+	struct endpoint ep;
+	int r = endpoint_parse(cfg->endpoint, &ep, err, errlen);
+	/* card-ebs reconnects from inside its jail, which allows no AF_INET6
+	 * socket (card_sandbox.c): the first reconnect would kill the card. */
+	if (r == 0 && ep.addr.ss_family == AF_INET6) {
+		set_msg(err, errlen, "nbd: IPv6 endpoints are not supported yet (the card's jail "
+			"allows unix and IPv4 sockets only): %s", cfg->endpoint);
+		r = -EINVAL;
+	}
+	if (r == 0) {
+		memcpy(&c->addr, &ep.addr, sizeof(c->addr));
+		c->addrlen = ep.addrlen;
 		r = connect_first(c, &res, err, errlen);
+	}
 	if (r != 0) {
 		client_free(c);
 		return r;
