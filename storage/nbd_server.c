@@ -41,6 +41,7 @@
 #include "conn_table.h"
 #include "endpoint.h"
 #include "log.h"
+#include "nbd_server.h"
 #include "parse_num.h"
 #include "nbd_proto.h"
 
@@ -51,6 +52,8 @@
 #define MAX_OPTIONS 64
 #define IN_BUF (512U << 10)  /* requests (and write payloads) received at once */
 #define OUT_BUF (1U << 20)   /* replies (and read payloads) sent at once */
+#define EXPORT_TFLAGS (NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | \
+		       NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES)
 
 /* Counters for the stats line (SIGUSR1, exit). */
 struct server_stats {
@@ -676,6 +679,32 @@ static int listen_option(const char *unix_path, const char *tcp)
 	return listen_endpoint(&ep, unix_path != NULL ? unix_path : tcp);
 }
 
+/* The fuzz target's entry point (nbd_server.h): one connection, this thread. */
+void nbd_server_serve_connection(int sock, int file_fd, uint64_t size,
+				 uint32_t block_size, const char *export_name)
+{
+	struct server s = {
+		.fd = file_fd, .size = size, .block_size = block_size,
+		.export_name = export_name, .tflags = EXPORT_TFLAGS,
+	};
+	struct conn_slot victim;
+	conn_table_init(&s.conns);
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(sock);
+		return;
+	}
+	c->srv = &s;
+	c->sock = sock;
+	c->slot.sock = sock;
+	if (conn_table_add(&s.conns, &c->slot, now_ms(), &victim) < 0) {
+		close(sock);
+		free(c);
+		return;
+	}
+	(void)conn_thread(c);
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -919,8 +948,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	s.tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
-		   NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES;
+	s.tflags = EXPORT_TFLAGS;
 
 	signal(SIGPIPE, SIG_IGN);
 	conn_table_init(&s.conns);
