@@ -1,13 +1,15 @@
 # Flint: the two set-up commands are `make demo` and `make check`.
 # Both install the Debian packages they need (root, apt-get), then build
-# with Meson + Ninja.  `make bench` runs the benchmarks.
+# with Meson + Ninja.  `make bench` runs the benchmarks; `make fuzz` runs
+# every fuzz target longer and grows the checked-in corpus.
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 MESON_TEST  = meson test --print-errorlogs --num-processes 2
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build check check-asan check-fuzz demo bench clean
+.PHONY: all deps build check check-asan check-fuzz fuzz demo bench clean
 
 all: build
 
@@ -42,6 +44,14 @@ $(BUILD_FUZZ)/build.ninja:
 check-fuzz: deps $(BUILD_FUZZ)/build.ninja
 	ninja -C $(BUILD_FUZZ)
 	$(MESON_TEST) -C $(BUILD_FUZZ) --suite fuzz
+
+# Every fuzz target for FUZZ_SECONDS (default 60) each, two at a time; the
+# inputs that grow a target's coverage are merged into fuzz/corpus/<name>/
+# (commit them: they become the unit suite's corpus replays).
+fuzz: deps $(BUILD_FUZZ)/build.ninja
+	ninja -C $(BUILD_FUZZ)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MERGE=1 \
+		$(MESON_TEST) -C $(BUILD_FUZZ) --suite fuzz --timeout-multiplier 0
 
 demo: build
 	sh scripts/demo.sh $(BUILD)
