@@ -46,8 +46,8 @@ check-fuzz: deps $(BUILD_FUZZ)/build.ninja
 	$(MESON_TEST) -C $(BUILD_FUZZ) --suite fuzz
 
 # Every fuzz target for FUZZ_SECONDS (default 60) each, two at a time; the
-# inputs that grow a target's coverage are merged into fuzz/corpus/<name>/
-# (commit them: they become the unit suite's corpus replays).
+# inputs that reach new edges of a target are merged into
+# fuzz/corpus/<name>/ (commit them: the unit suite replays them).
 fuzz: deps $(BUILD_FUZZ)/build.ninja
 	ninja -C $(BUILD_FUZZ)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MERGE=1 \

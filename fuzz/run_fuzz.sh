@@ -9,9 +9,11 @@
 # usage: run_fuzz.sh BINARY NAME SECONDS MIN_EDGES CORPUS_DIR
 # Environment:
 #   FUZZ_SECONDS  overrides SECONDS
-#   FUZZ_MERGE=1  afterwards, add to CORPUS_DIR the inputs found that grow
-#                 its coverage (libFuzzer -merge=1); otherwise the corpus is
-#                 only read and what the run found is dropped.
+#   FUZZ_MERGE=1  afterwards, add to CORPUS_DIR the inputs found that reach
+#                 edges it does not (libFuzzer -merge=1 on edges alone, not
+#                 hit counts, so the checked-in corpus stays small);
+#                 otherwise the corpus is only read and what the run found
+#                 is dropped.
 # Crash inputs are written next to BINARY, named NAME-crash-<sha1>.
 set -eu
 
@@ -57,7 +59,7 @@ echo "fuzz-$name: $edges edges (cov) of ${pcs:-?} instrumented, ${feats:-?} feat
 
 if [ "$merge" = 1 ]; then
 	before=$(ls "$corpus" | wc -l)
-	"$bin" -merge=1 -max_len=65536 -timeout=10 -close_fd_mask=2 \
+	"$bin" -merge=1 -use_counters=0 -max_len=65536 -timeout=10 -close_fd_mask=2 \
 		"$corpus" "$work/new" > "$log" 2>&1 || {
 		cat "$log"
 		echo "fuzz-$name: FAILED (merge into $corpus)"
