@@ -34,12 +34,9 @@
  */
 #include "nbd_client.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -51,7 +48,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +55,7 @@
 #include "log.h"
 #include "log_limit.h"
 #include "nbd_proto.h"
+#include "storage_connect.h"
 
 #define DEFAULT_TIMEOUT_MS 30000U
 #define DEFAULT_REPLAY_CAP (64ULL << 20)
@@ -140,8 +137,9 @@ struct nbd_client {
 	int rx_started;
 	int wake_fd;             /* eventfd: interrupts the receiver's waits at close */
 
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	struct endpoint ep;
+	int (*dial)(void *dial_ctx, int cancel_fd, uint64_t deadline_ms);
+	void *dial_ctx;
 	char *export_name;
 	uint32_t timeout_ms;
 	uint64_t replay_cap;
@@ -355,34 +353,15 @@ static int discard_bytes(struct nbd_client *c, int fd, uint32_t len, uint64_t de
 
 /* ---- endpoint, connection, negotiation ---- */
 
+/* The dial of a client that connects by itself (no storage dialer). */
+static int dial_endpoint(void *ep, int cancel_fd, uint64_t deadline_ms)
+{
+	return storage_connect(ep, cancel_fd, deadline_ms);
+}
+
 static int connect_socket(struct nbd_client *c, uint64_t deadline)
 {
-	int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&c->addr, c->addrlen) != 0) {
-		if (errno != EINPROGRESS) {
-			int e = -errno;
-			close(fd);
-			return e;
-		}
-		int r = wait_fd(c, fd, POLLOUT, deadline);
-		int soerr = 0;
-		socklen_t sl = sizeof(soerr);
-		if (r >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
-			r = -errno;
-		if (r >= 0 && soerr != 0)
-			r = -soerr;
-		if (r < 0) {
-			close(fd);
-			return r;
-		}
-	}
-	if (c->addr.ss_family == AF_INET) {
-		int one = 1;
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	return fd;
+	return c->dial(c->dial_ctx, c->wake_fd, deadline);
 }
 
 /* Copies a printable prefix of an option error message into res->msg. */
@@ -1696,6 +1675,8 @@ static struct nbd_client *client_new(const struct nbd_client_config *cfg, const 
 	c->timeout_ms = cfg->retry_timeout_ms ? cfg->retry_timeout_ms : DEFAULT_TIMEOUT_MS;
 	log_limit_init(&c->giveup_log, 10, 60000);
 	c->replay_cap = cfg->replay_cap_bytes ? cfg->replay_cap_bytes : DEFAULT_REPLAY_CAP;
+	c->dial = cfg->dial ? cfg->dial : dial_endpoint;
+	c->dial_ctx = cfg->dial ? cfg->dial_ctx : &c->ep;
 	c->log.want = c->replay_cap < RING_MAX ? c->replay_cap : RING_MAX;
 	return c;
 }
@@ -1779,20 +1760,17 @@ int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cf
 		return -ENOMEM;
 	}
 	struct neg_result res;
-	struct endpoint ep;
-	int r = endpoint_parse(cfg->endpoint, &ep, err, errlen);
+	struct endpoint *ep = &c->ep;
+	int r = endpoint_parse(cfg->endpoint, ep, err, errlen);
 	/* card-ebs reconnects from inside its jail, which allows no AF_INET6
 	 * socket (card_sandbox.c): the first reconnect would kill the card. */
-	if (r == 0 && ep.addr.ss_family == AF_INET6) {
+	if (r == 0 && ep->addr.ss_family == AF_INET6) {
 		set_msg(err, errlen, "nbd: IPv6 endpoints are not supported yet (the card's jail "
 			"allows unix and IPv4 sockets only): %s", cfg->endpoint);
 		r = -EINVAL;
 	}
-	if (r == 0) {
-		memcpy(&c->addr, &ep.addr, sizeof(c->addr));
-		c->addrlen = ep.addrlen;
+	if (r == 0)
 		r = connect_first(c, &res, err, errlen);
-	}
 	if (r != 0) {
 		client_free(c);
 		return r;

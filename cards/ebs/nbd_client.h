@@ -48,6 +48,16 @@ struct nbd_client_config {
 	const char *export_name;   /* NULL or "" = the default export */
 	uint32_t retry_timeout_ms; /* 0 = 30000 */
 	uint64_t replay_cap_bytes; /* 0 = 64 MiB; UINT64_MAX = unlimited (64 GiB) */
+	/*
+	 * Makes each connection; NULL: the client connects to endpoint itself.
+	 * A jailed card-ebs passes storage_dialer_dial (storage_dialer.h): its
+	 * jail has no socket() or connect(), a helper connects for it.  Returns
+	 * a connected, non-blocking stream socket or -errno, and gives up at
+	 * deadline_ms (CLOCK_MONOTONIC) or with -ECANCELED once cancel_fd is
+	 * readable (the client is closing).
+	 */
+	int (*dial)(void *dial_ctx, int cancel_fd, uint64_t deadline_ms);
+	void *dial_ctx;
 };
 
 /*
