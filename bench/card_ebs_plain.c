@@ -19,6 +19,7 @@
 #include "key_mem.h"
 #include "log.h"
 #include "nbd_client.h"
+#include "storage_dialer.h"
 
 static void usage(void)
 {
@@ -52,11 +53,21 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
+	/* Like card-ebs: storage connections come from a dialer, not the jail. */
+	struct endpoint ep;
+	struct storage_dialer dialer;
+	if (endpoint_parse(endpoint, &ep, err, sizeof(err)) != 0 ||
+	    storage_dialer_start(&dialer, &ep, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		return 1;
+	}
 	if (card_lock_memory() != 0) {
 		log_errno("cannot lock memory");
 		return 1;
 	}
-	struct nbd_client_config nc = { .endpoint = endpoint };
+	struct nbd_client_config nc = {
+		.endpoint = endpoint, .dial = storage_dialer_dial, .dial_ctx = &dialer,
+	};
 	struct blk_backend vol;
 	if (nbd_backend_open(&vol, &nc, err, sizeof(err)) != 0) {
 		log_err("%s", err);
@@ -68,7 +79,8 @@ int main(int argc, char **argv)
 	struct vub_options vo = {
 		.num_queues = card.queues, .iodepth = card.iodepth, .serial = card.serial,
 	};
-	int rc = card_run(&vol, &card, &vo, "volume");
+	int rc = card_run(&vol, &card, &vo, "volume", CARD_PROFILE_EBS);
 	vol.ops->close(vol.ctx);
+	storage_dialer_stop(&dialer);
 	return rc == 0 ? 0 : 1;
 }

@@ -260,7 +260,7 @@ static int serve_front_end(struct serve_state *s, int conn, struct blk_backend *
 }
 
 int card_run(struct blk_backend *vol, const struct card_common_config *card,
-	     const struct vub_options *opts, const char *what)
+	     const struct vub_options *opts, const char *what, enum card_profile jail)
 {
 	static struct serve_state s; /* the watcher outlives this call */
 	bool stopped = false;
@@ -276,7 +276,7 @@ int card_run(struct blk_backend *vol, const struct card_common_config *card,
 	if (conn < 0)
 		return stopped ? 0 : -1;
 	/* Nothing the front end sent has been read yet. */
-	if (card_sandbox_enter() != 0) {
+	if (card_sandbox_enter(jail) != 0) {
 		log_err("cannot enter the seccomp jail");
 		close(conn);
 		return -1;

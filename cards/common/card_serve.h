@@ -25,6 +25,7 @@
 
 #include "blk_backend.h"
 #include "card_options.h"
+#include "card_sandbox.h"
 #include "vhost_user_blk.h"
 
 /* Creates the listening socket (replacing a stale socket file only). */
@@ -47,6 +48,6 @@ int card_check_channel_fd(int fd, char *err, size_t errlen);
  * (with a logged reason) when it could not serve at all.
  */
 int card_run(struct blk_backend *vol, const struct card_common_config *card,
-	     const struct vub_options *opts, const char *what);
+	     const struct vub_options *opts, const char *what, enum card_profile jail);
 
 #endif

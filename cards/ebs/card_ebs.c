@@ -10,8 +10,10 @@
  * or its one front end goes away (EBS-6, CARD-7): the volume is flushed, the
  * key wiped and the card exits; it never serves a second front end.
  *
- * Start-up order: parse, lock memory, read the key, connect to storage,
- * take the front end's channel, enter the jail, then serve.
+ * Start-up order: parse, start the storage dialer (a helper process that
+ * connects to storage for the jailed card, forked before any key is in
+ * memory), lock memory, read the key, connect to storage, take the front
+ * end's channel, enter the jail, then serve.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +29,7 @@
 #include "log.h"
 #include "nbd_client.h"
 #include "parse_num.h"
+#include "storage_dialer.h"
 
 struct ebs_config {
 	struct card_common_config card;
@@ -39,7 +42,7 @@ struct ebs_config {
 static void usage(void)
 {
 	printf("usage: flint-card-ebs (--fd N | --socket PATH) --nbd ENDPOINT --key-fd N [options]\n"
-	       "  --nbd ENDPOINT       storage server: unix:/path, /path or 127.0.0.1:port\n"
+	       "  --nbd ENDPOINT       storage server: unix:/path, /path, IPv4:port or [IPv6]:port\n"
 	       "  --export NAME        NBD export name (default: the default export)\n"
 	       "  --key-fd N           fd carrying the 64-byte AES-256-XTS volume key\n"
 	       "  --retry-timeout-ms N how long storage outages are retried (default 30000)\n"
@@ -116,11 +119,22 @@ int main(int argc, char **argv)
 	struct ebs_config cfg;
 	struct key_mem key;
 	struct blk_backend store, vol;
+	struct endpoint ep;
+	struct storage_dialer dialer;
 	char err[256];
 
 	log_init("flint-card-ebs", LOG_INFO);
 	if (parse_args(argc, argv, &cfg) != 0)
 		return 2;
+	if (endpoint_parse(cfg.endpoint, &ep, err, sizeof(err)) != 0) {
+		log_err("--nbd: %s", err);
+		return 2;
+	}
+	/* Before any key is in memory: the jail has no socket() or connect(). */
+	if (storage_dialer_start(&dialer, &ep, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		return 1;
+	}
 	/* Keys and key schedules never reach swap or a core file (CARD-5). */
 	if (card_lock_memory() != 0) {
 		log_errno("cannot lock memory; refusing to hold keys");
@@ -134,6 +148,7 @@ int main(int argc, char **argv)
 	struct nbd_client_config nc = {
 		.endpoint = cfg.endpoint, .export_name = cfg.export_name,
 		.retry_timeout_ms = cfg.retry_ms,
+		.dial = storage_dialer_dial, .dial_ctx = &dialer,
 	};
 	if (nbd_backend_open(&store, &nc, err, sizeof(err)) != 0) {
 		log_err("%s", err);
@@ -150,7 +165,7 @@ int main(int argc, char **argv)
 	struct vub_options vo = {
 		.num_queues = cfg.card.queues, .iodepth = cfg.card.iodepth, .serial = cfg.card.serial,
 	};
-	rc = card_run(&vol, &cfg.card, &vo, "volume");
+	rc = card_run(&vol, &cfg.card, &vo, "volume", CARD_PROFILE_EBS);
 	/*
 	 * Detach, or the front end is gone: what it wrote reaches storage, then
 	 * the XTS layer wipes its key schedules as it closes (EBS-6).
@@ -159,6 +174,7 @@ int main(int argc, char **argv)
 	if (fr != 0)
 		log_err("detach: flushing the volume failed: %s", strerror(-fr));
 	vol.ops->close(vol.ctx);
+	storage_dialer_stop(&dialer);
 	log_info("volume detached, key wiped");
 	return rc == 0 && fr == 0 ? 0 : 1;
 }

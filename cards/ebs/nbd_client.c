@@ -1762,13 +1762,6 @@ int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cf
 	struct neg_result res;
 	struct endpoint *ep = &c->ep;
 	int r = endpoint_parse(cfg->endpoint, ep, err, errlen);
-	/* card-ebs reconnects from inside its jail, which allows no AF_INET6
-	 * socket (card_sandbox.c): the first reconnect would kill the card. */
-	if (r == 0 && ep->addr.ss_family == AF_INET6) {
-		set_msg(err, errlen, "nbd: IPv6 endpoints are not supported yet (the card's jail "
-			"allows unix and IPv4 sockets only): %s", cfg->endpoint);
-		r = -EINVAL;
-	}
 	if (r == 0)
 		r = connect_first(c, &res, err, errlen);
 	if (r != 0) {

@@ -42,8 +42,8 @@
 #include "blk_backend.h"
 
 struct nbd_client_config {
-	/* "unix:PATH", "/PATH" (unix socket) or "IPv4:PORT" (TCP), read by endpoint.h;
-	 * "[IPv6]:PORT" is refused while the card's jail allows no IPv6 socket. */
+	/* "unix:PATH", "/PATH" (unix socket), "IPv4:PORT" or "[IPv6]:PORT" (TCP),
+	 * read by endpoint.h. */
 	const char *endpoint;
 	const char *export_name;   /* NULL or "" = the default export */
 	uint32_t retry_timeout_ms; /* 0 = 30000 */

@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 	struct vub_options vo = {
 		.num_queues = cfg.card.queues, .iodepth = cfg.card.iodepth, .serial = cfg.card.serial,
 	};
-	int rc = card_run(&vol, &cfg.card, &vo, "instance store");
+	int rc = card_run(&vol, &cfg.card, &vo, "instance store", CARD_PROFILE_LOCAL);
 	/*
 	 * Crypto-erase (IST-4): the key schedules are wiped on close.  What the
 	 * store holds is ciphertext under a key that no longer exists, and the

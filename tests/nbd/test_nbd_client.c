@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "card_sandbox.h"
+#include "endpoint.h"
+#include "storage_dialer.h"
 #include "nbd_client.h"
 #include "nbd_proto.h"
 #include "nbd_test_util.h"
@@ -119,18 +121,26 @@ static void stop_server(void)
 	server_pid = 0;
 }
 
-static void open_backend(struct blk_backend *b, const char *export, uint32_t timeout_ms)
+/* dialer: NULL, or the storage dialer every connection must come from. */
+static void open_backend_via(struct blk_backend *b, const char *export, uint32_t timeout_ms,
+			     struct storage_dialer *dialer)
 {
 	char err[256] = "";
 	char ep[300];
 	snprintf(ep, sizeof(ep), "unix:%s", sock_path);
 	struct nbd_client_config cfg = {
 		.endpoint = ep, .export_name = export, .retry_timeout_ms = timeout_ms,
+		.dial = dialer ? storage_dialer_dial : NULL, .dial_ctx = dialer,
 	};
 	int r = nbd_backend_open(b, &cfg, err, sizeof(err));
 	if (r != 0)
 		fprintf(stderr, "open: %d %s\n", r, err);
 	CHECK_EQ(r, 0);
+}
+
+static void open_backend(struct blk_backend *b, const char *export, uint32_t timeout_ms)
+{
+	open_backend_via(b, export, timeout_ms, NULL);
 }
 
 static void write_pattern(struct blk_backend *b, uint64_t off, size_t len, uint32_t seed)
@@ -458,10 +468,11 @@ static void scenario_reconnect_mt(void)
 }
 
 /*
- * The client inside the card's seccomp jail (as card-ebs runs it: memory
- * locked on fault, jail entered after open): threads, timed waits, the
- * replay log's mapping and a reconnect must all stay within the allowlist.
- * A forbidden system call kills the child with SIGSYS.
+ * The client inside the card's seccomp jail (as card-ebs runs it: storage
+ * dialer started first, memory locked on fault, jail entered after open):
+ * threads, timed waits, the replay log's mapping and a reconnect - through
+ * the dialer, the jail has no socket() or connect() - must all stay within
+ * the allowlist.  A forbidden system call kills the child with SIGSYS.
  */
 static void sandboxed_child(int to_parent, int from_parent)
 {
@@ -469,10 +480,17 @@ static void sandboxed_child(int to_parent, int from_parent)
 	struct mt_worker w[4];
 	memset(w, 0, sizeof(w));
 	char ch = 'k';
+	char err[256];
+	char spec[300];
+	struct endpoint ep;
+	struct storage_dialer dialer;
+	snprintf(spec, sizeof(spec), "unix:%s", sock_path);
+	CHECK_EQ(endpoint_parse(spec, &ep, err, sizeof(err)), 0);
+	CHECK_EQ(storage_dialer_start(&dialer, &ep, err, sizeof(err)), 0);
 	if (geteuid() == 0)
 		(void)mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
-	open_backend(&b, "vol0", 20000);
-	CHECK(card_sandbox_enter() == 0);
+	open_backend_via(&b, "vol0", 20000, &dialer);
+	CHECK(card_sandbox_enter(CARD_PROFILE_EBS) == 0);
 	mt_run(&b, w, 4, 0, 24, 0);
 	write_pattern(&b, 40 * MiB, MiB, 99); /* unflushed: replayed after the restart */
 	CHECK(write(to_parent, &ch, 1) == 1);
@@ -486,6 +504,7 @@ static void sandboxed_child(int to_parent, int from_parent)
 	nbd_backend_stats(&b, &st);
 	CHECK(st.reconnects >= 1);
 	b.ops->close(b.ctx);
+	storage_dialer_stop(&dialer);
 	exit(0);
 }
 
@@ -582,8 +601,8 @@ static void raw_tcp_go(int af, int port)
 
 /*
  * TCP: the server's --listen-tcp and the client's endpoint are read by the
- * same parser (endpoint.h).  The client refuses IPv6 while the card's jail
- * has no IPv6 socket; the server serves it.
+ * same parser (endpoint.h).  The client connects as card-ebs does, through
+ * a storage dialer, whose own jail must let it make exactly this socket.
  */
 static void scenario_tcp(void)
 {
@@ -603,16 +622,15 @@ static void scenario_tcp(void)
 				 "--listen-tcp", ep, "--export", "vol0", NULL };
 		server_pid = spawn_logged(argv, server_log);
 		raw_tcp_go(families[i], port);
+		struct endpoint parsed;
+		struct storage_dialer dialer;
+		CHECK_EQ(endpoint_parse(ep, &parsed, err, sizeof(err)), 0);
+		CHECK_EQ(storage_dialer_start(&dialer, &parsed, err, sizeof(err)), 0);
 		struct nbd_client_config cfg = { .endpoint = ep, .export_name = "vol0",
-						 .retry_timeout_ms = 10000 };
+						 .retry_timeout_ms = 10000,
+						 .dial = storage_dialer_dial, .dial_ctx = &dialer };
 		struct blk_backend b;
 		int r = nbd_backend_open(&b, &cfg, err, sizeof(err));
-		if (families[i] == AF_INET6) {
-			CHECK_EQ(r, -EINVAL);
-			CHECK(strstr(err, "IPv6") != NULL);
-			stop_server();
-			continue;
-		}
 		if (r != 0)
 			fprintf(stderr, "open %s: %s\n", ep, err);
 		CHECK_EQ(r, 0);
@@ -620,6 +638,9 @@ static void scenario_tcp(void)
 		CHECK_EQ(b.ops->flush(b.ctx), 0);
 		verify_pattern(&b, 0, MiB, 30);
 		b.ops->close(b.ctx);
+		int status;
+		CHECK_EQ(waitpid(storage_dialer_stop(&dialer), &status, 0) > 0, 1);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* not killed by its jail */
 		stop_server();
 	}
 	/* Host names are not resolved. */
