@@ -5,7 +5,7 @@
  * what the encryption costs.  Production card-ebs has no way to turn
  * encryption off; this binary exists only in the build tree and the lab.
  *
- * Like card-ebs it locks its memory, takes the same card options and presents
+ * Like card-ebs it locks the memory it holds at start, takes the same card options and presents
  * --sector-size blocks (when the export's size allows), so the only
  * difference is the XTS layer.
  */
@@ -61,7 +61,8 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		return 1;
 	}
-	if (card_lock_memory() != 0) {
+	/* No key here: locked as card-ebs is once its key schedules are in place. */
+	if (card_lock_memory() != 0 || card_lock_memory_end() != 0) {
 		log_errno("cannot lock memory");
 		return 1;
 	}

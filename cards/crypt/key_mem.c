@@ -65,3 +65,9 @@ int card_lock_memory(void)
 		return -1;
 	return mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
 }
+
+/* mlockall without MCL_FUTURE clears it; mappings locked so far stay locked. */
+int card_lock_memory_end(void)
+{
+	return mlockall(MCL_CURRENT | MCL_ONFAULT);
+}

@@ -1,8 +1,10 @@
 /*
  * Locked memory for data keys (CARD-5, EBS-6, IST-2): a page of its own,
  * mlock'ed (never swapped), excluded from core dumps, and wiped before it is
- * released.  Card processes are also non-dumpable and lock all their memory
- * (card_lock_memory), so key schedules inside OpenSSL are covered too.
+ * released.  Card processes are also non-dumpable, and lock what they
+ * hold while their keys are set up (card_lock_memory .. _end), so the key
+ * schedules OpenSSL builds on its heap are covered too - but not what they
+ * map later: guest RAM, the replay log, worker stacks.
  */
 #ifndef FLINT_CARDS_KEY_MEM_H
 #define FLINT_CARDS_KEY_MEM_H
@@ -25,9 +27,18 @@ void key_mem_free(struct key_mem *k);
 int key_mem_generate(struct key_mem *k);
 
 /*
- * Process-wide: not dumpable, and every present and future page locked as it
- * is touched (MCL_ONFAULT, so guest RAM is not populated up front).
+ * Process-wide, before any key is read: not dumpable, and every page
+ * present or mapped from now on locked as it is touched (MCL_ONFAULT),
+ * until card_lock_memory_end().  Returns 0, or -1 with errno.
  */
 int card_lock_memory(void);
+
+/*
+ * Once the cipher contexts are built: what is mapped now stays locked (the
+ * heap pages holding OpenSSL's key schedules among it: OpenSSL gives no
+ * address of them to lock alone), but nothing mapped later is, so the
+ * card does not pin guest RAM or its replay log.  Returns 0, or -1.
+ */
+int card_lock_memory_end(void);
 
 #endif

@@ -162,6 +162,12 @@ int main(int argc, char **argv)
 		store.ops->close(store.ctx);
 		return 2;
 	}
+	/* The key schedules are locked with the heap: guest RAM mapped later is not. */
+	if (card_lock_memory_end() != 0) {
+		log_errno("cannot lock the key schedules");
+		vol.ops->close(vol.ctx);
+		return 1;
+	}
 	struct vub_options vo = {
 		.num_queues = cfg.card.queues, .iodepth = cfg.card.iodepth, .serial = cfg.card.serial,
 	};
