@@ -18,11 +18,12 @@
  * ends the connection.  A refused ring start leaves the ring stopped and
  * disabled, never half started (a later good start works).
  *
- * Queues: per started and enabled queue, one thread blocked in poll() on its
- * kick eventfd and opts->iodepth worker threads that pop requests, serve
- * them on the backend and complete them, so that up to iodepth requests of
- * one queue are in flight at once (a remote volume's round trip no longer
- * idles the queue).  Completions may reach the used ring out of order, as
+ * Queues (the queue engine, blk_queue.h): per started and enabled queue,
+ * opts->iodepth worker threads, one of them blocked in poll() on its kick
+ * eventfd while the ring is empty, that pop requests, serve them on the
+ * backend and complete them, so that up to iodepth requests of one queue
+ * are in flight at once (a remote volume's round trip no longer idles the
+ * queue).  Completions may reach the used ring out of order, as
  * virtio allows.  The connection's own thread handles messages and stops a
  * queue (its in-flight requests finish first) before changing that queue or
  * the memory table.  The call eventfd is signalled after each completed
