@@ -36,7 +36,8 @@ struct vub_ring {
 	uint16_t base;         /* next avail index while stopped */
 	bool started;          /* kick fd received, not stopped since */
 	bool enabled;
-	int kick_fd, err_fd;
+	int kick_fd;           /* lent to the engine while it runs */
+	int err_fd;
 	/*
 	 * What a guest (through the front end) or the front end can trigger
 	 * again and again is latched per ring, once per connection: ring
@@ -64,81 +65,6 @@ static void close_fd(int *fd)
 	if (*fd >= 0)
 		close(*fd);
 	*fd = -1;
-}
-
-static void queue_stop(struct vub_ring *q)
-{
-	(void)blk_queue_stop(&q->queue, &q->base);
-}
-
-/* Start the queue's threads if everything it needs is there. */
-static int queue_try_start(struct vub_ring *q)
-{
-	struct vub *d = q->dev;
-	if (blk_queue_running(&q->queue) || !q->started || !q->enabled || q->num == 0 ||
-	    !q->addr_set || q->kick_fd < 0 || d->mem.n == 0)
-		return 0;
-	struct blk_queue_rings rings = {
-		.num = q->num,
-		.base = q->base,
-		.desc = q->addr.desc,
-		.avail = q->addr.avail,
-		.used = q->addr.used,
-		.indirect = d->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC),
-		.event_idx = d->features & (1ull << VIRTIO_RING_F_EVENT_IDX),
-	};
-	return blk_queue_start(&q->queue, &d->mem, &rings, q->kick_fd);
-}
-
-/* Re-arms the ring's latches, saying once what they kept out of the log. */
-static void queue_log_dropped(struct vub_ring *q)
-{
-	unsigned long long guest = log_limit_rearm(&q->guest_log);
-	unsigned long long cause = log_limit_rearm(&q->cause_log);
-	unsigned long long refused = log_limit_rearm(&q->refused_log);
-	if (guest + cause + refused == 0)
-		return;
-	log_warn("vub: queue %u: not logged: %llu more guest ring errors, %llu more "
-		 "refusal causes, %llu more refused requests", q->idx, guest, cause, refused);
-}
-
-static void queue_reset(struct vub_ring *q)
-{
-	blk_queue_reset(&q->queue);
-	queue_log_dropped(q);
-	close_fd(&q->kick_fd);
-	close_fd(&q->err_fd);
-	q->num = 0;
-	q->addr_set = false;
-	q->base = 0;
-	q->started = false;
-	q->enabled = false;
-}
-
-static void dev_reset(struct vub *d)
-{
-	for (unsigned int i = 0; i < VBLK_MAX_QUEUES; i++)
-		queue_reset(&d->q[i]);
-	gmm_unmap(&d->mem);
-	d->features = 0;
-	d->protocol_features = 0;
-}
-
-static int set_mem_table(struct vub *d, struct vhost_user_msg *m)
-{
-	for (unsigned int i = 0; i < d->num_queues; i++)
-		queue_stop(&d->q[i]);
-	gmm_unmap(&d->mem);
-	int rc = gmm_map(&d->mem, m->payload.mem.regions, m->fds,
-			 m->payload.mem.nregions);
-	if (rc != 0)
-		return rc;
-	for (unsigned int i = 0; i < d->num_queues; i++) {
-		int r = queue_try_start(&d->q[i]);
-		if (r != 0)
-			rc = r;
-	}
-	return rc;
 }
 
 /* Take the message's fd (validated to be there unless NOFD); -1 if none. */
@@ -171,21 +97,166 @@ static int take_ring_fd(struct vub_ring *q, struct vhost_user_msg *m, int *fd)
 	return rc;
 }
 
+/* Stops the ring's engine, if it runs; the base is where it stopped. */
+static void ring_stop(struct vub_ring *q)
+{
+	(void)blk_queue_stop(&q->queue, &q->base);
+}
+
+/* Start the ring's engine if everything it needs is there. */
+static int ring_try_start(struct vub_ring *q)
+{
+	struct vub *d = q->dev;
+	if (blk_queue_running(&q->queue) || !q->started || !q->enabled || q->num == 0 ||
+	    !q->addr_set || q->kick_fd < 0 || d->mem.n == 0)
+		return 0;
+	struct blk_queue_rings rings = {
+		.num = q->num,
+		.base = q->base,
+		.desc = q->addr.desc,
+		.avail = q->addr.avail,
+		.used = q->addr.used,
+		.indirect = d->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC),
+		.event_idx = d->features & (1ull << VIRTIO_RING_F_EVENT_IDX),
+	};
+	return blk_queue_start(&q->queue, &d->mem, &rings, q->kick_fd);
+}
+
 /*
  * Back to the state of a new ring: stopped, disabled (with
  * PROTOCOL_FEATURES the front end enables it again after the next kick, as
  * QEMU and flint-hv do at every start; without, the kick enables it), no
  * kick fd.  Size, addresses, base and call fd stay for the next start.
  */
-static void queue_halt(struct vub_ring *q)
+static void ring_halt(struct vub_ring *q)
 {
-	queue_stop(q);
+	ring_stop(q);
 	q->started = false;
 	q->enabled = false;
 	close_fd(&q->kick_fd);
 }
 
-static int set_vring_kick(struct vub *d, struct vub_ring *q, struct vhost_user_msg *m)
+/* Re-arms the ring's latches, saying once what they kept out of the log. */
+static void ring_log_dropped(struct vub_ring *q)
+{
+	unsigned long long guest = log_limit_rearm(&q->guest_log);
+	unsigned long long cause = log_limit_rearm(&q->cause_log);
+	unsigned long long refused = log_limit_rearm(&q->refused_log);
+	if (guest + cause + refused == 0)
+		return;
+	log_warn("vub: queue %u: not logged: %llu more guest ring errors, %llu more "
+		 "refusal causes, %llu more refused requests", q->idx, guest, cause, refused);
+}
+
+static void ring_reset(struct vub_ring *q)
+{
+	blk_queue_reset(&q->queue);
+	ring_log_dropped(q);
+	close_fd(&q->kick_fd);
+	close_fd(&q->err_fd);
+	q->num = 0;
+	q->addr_set = false;
+	q->base = 0;
+	q->started = false;
+	q->enabled = false;
+}
+
+static void dev_reset(struct vub *d)
+{
+	for (unsigned int i = 0; i < VBLK_MAX_QUEUES; i++)
+		ring_reset(&d->q[i]);
+	gmm_unmap(&d->mem);
+	d->features = 0;
+	d->protocol_features = 0;
+}
+
+/* The answer to a request whose answer is one u64. */
+static int reply_u64(struct vhost_user_msg *r, uint64_t v)
+{
+	r->hdr.size = sizeof(uint64_t);
+	r->payload.u64 = v;
+	return 0;
+}
+
+static uint64_t offered_features(const struct vub *d)
+{
+	return vblk_features(&d->blk) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+static int set_features(struct vub *d, uint64_t features)
+{
+	if (features & ~offered_features(d))
+		return -EINVAL;
+	d->features = features;
+	return 0;
+}
+
+static int set_protocol_features(struct vub *d, uint64_t features)
+{
+	if (features & ~VUB_PROTOCOL_FEATURES)
+		return -EINVAL;
+	d->protocol_features = features;
+	return 0;
+}
+
+/* The device as on a new connection, but the protocol features stay. */
+static int reset_owner(struct vub *d)
+{
+	uint64_t pf = d->protocol_features;
+	dev_reset(d);
+	d->protocol_features = pf;
+	return 0;
+}
+
+static int set_mem_table(struct vub *d, struct vhost_user_msg *m)
+{
+	for (unsigned int i = 0; i < d->num_queues; i++)
+		ring_stop(&d->q[i]);
+	gmm_unmap(&d->mem);
+	int rc = gmm_map(&d->mem, m->payload.mem.regions, m->fds,
+			 m->payload.mem.nregions);
+	if (rc != 0)
+		return rc;
+	for (unsigned int i = 0; i < d->num_queues; i++) {
+		int r = ring_try_start(&d->q[i]);
+		if (r != 0)
+			rc = r;
+	}
+	return rc;
+}
+
+static int set_vring_num(struct vub_ring *q, uint32_t num)
+{
+	ring_stop(q);
+	q->num = (uint16_t)num;
+	return ring_try_start(q);
+}
+
+static int set_vring_addr(struct vub_ring *q, const struct vhost_user_vring_addr *addr)
+{
+	ring_stop(q);
+	q->addr = *addr;
+	q->addr_set = true;
+	return ring_try_start(q);
+}
+
+static int set_vring_base(struct vub_ring *q, uint32_t base)
+{
+	ring_stop(q);
+	q->base = (uint16_t)base;
+	return ring_try_start(q);
+}
+
+static int get_vring_base(struct vub_ring *q, struct vhost_user_msg *r)
+{
+	ring_halt(q);
+	r->hdr.size = sizeof(r->payload.state);
+	r->payload.state.index = q->idx;
+	r->payload.state.num = q->base;
+	return 0;
+}
+
+static int set_vring_kick(struct vub_ring *q, struct vhost_user_msg *m)
 {
 	int fd;
 	int rc = take_ring_fd(q, m, &fd);
@@ -193,30 +264,17 @@ static int set_vring_kick(struct vub *d, struct vub_ring *q, struct vhost_user_m
 		return rc;
 	if (fd < 0)
 		return -ENOTSUP; /* polling mode */
-	queue_stop(q);
+	ring_stop(q);
 	close_fd(&q->kick_fd);
 	q->kick_fd = fd;
 	q->started = true;
-	if (!(d->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
+	if (!(q->dev->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
 		q->enabled = true;
-	rc = queue_try_start(q);
+	rc = ring_try_start(q);
 	/* A refused start leaves no half-started ring behind, which every later
 	 * ring message would try (and fail) to start again. */
 	if (rc != 0)
-		queue_halt(q);
-	return rc;
-}
-
-static int set_vring_enable(struct vub_ring *q, bool enable)
-{
-	q->enabled = enable;
-	if (!enable) {
-		queue_stop(q);
-		return 0;
-	}
-	int rc = queue_try_start(q);
-	if (rc != 0)
-		q->enabled = false;
+		ring_halt(q);
 	return rc;
 }
 
@@ -241,6 +299,19 @@ static int set_vring_err(struct vub_ring *q, struct vhost_user_msg *m)
 	return 0;
 }
 
+static int set_vring_enable(struct vub_ring *q, bool enable)
+{
+	q->enabled = enable;
+	if (!enable) {
+		ring_stop(q);
+		return 0;
+	}
+	int rc = ring_try_start(q);
+	if (rc != 0)
+		q->enabled = false;
+	return rc;
+}
+
 static int get_config(struct vub *d, const struct vhost_user_msg *m,
 		      struct vhost_user_msg *r)
 {
@@ -255,6 +326,12 @@ static int get_config(struct vub *d, const struct vhost_user_msg *m,
 	r->payload.config.size = c->size;
 	r->payload.config.flags = c->flags;
 	memcpy(r->payload.config.payload, space + c->offset, c->size);
+	return 0;
+}
+
+static int set_config(void)
+{
+	log_debug("vub: SET_CONFIG ignored (nothing writable)");
 	return 0;
 }
 
@@ -293,95 +370,56 @@ static void log_refused(struct vub *d, const struct vhost_user_msg *m, const cha
 }
 
 /*
- * Act on a validated message.  *reply is set (hdr.size, payload) when the
- * request has an answer of its own.  0 or -errno.
+ * Act on a validated message.  A request with an answer of its own sets
+ * the reply r (its size, never 0, and payload); the others leave it empty.
+ * 0 or -errno.
  */
-static int dispatch(struct vub *d, struct vhost_user_msg *m,
-		    struct vhost_user_msg *r, bool *has_reply)
+static int dispatch(struct vub *d, struct vhost_user_msg *m, struct vhost_user_msg *r)
 {
 	uint32_t idx;
-	struct vub_ring *q = NULL;
-
-	*has_reply = false;
 	(void)msg_ring_index(m, &idx);
 	if (idx >= d->num_queues)
 		return -EINVAL;
-	q = &d->q[idx];
+	struct vub_ring *q = &d->q[idx];
+	const union vhost_user_payload *p = &m->payload;
 
 	switch (m->hdr.request) {
 	case VHOST_USER_GET_FEATURES:
-		*has_reply = true;
-		r->hdr.size = sizeof(uint64_t);
-		r->payload.u64 = vblk_features(&d->blk) |
-				 (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
-		return 0;
-	case VHOST_USER_SET_FEATURES: {
-		uint64_t offered = vblk_features(&d->blk) |
-				   (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
-		if (m->payload.u64 & ~offered)
-			return -EINVAL;
-		d->features = m->payload.u64;
-		return 0;
-	}
+		return reply_u64(r, offered_features(d));
+	case VHOST_USER_SET_FEATURES:
+		return set_features(d, p->u64);
 	case VHOST_USER_GET_PROTOCOL_FEATURES:
-		*has_reply = true;
-		r->hdr.size = sizeof(uint64_t);
-		r->payload.u64 = VUB_PROTOCOL_FEATURES;
-		return 0;
+		return reply_u64(r, VUB_PROTOCOL_FEATURES);
 	case VHOST_USER_SET_PROTOCOL_FEATURES:
-		if (m->payload.u64 & ~VUB_PROTOCOL_FEATURES)
-			return -EINVAL;
-		d->protocol_features = m->payload.u64;
-		return 0;
+		return set_protocol_features(d, p->u64);
 	case VHOST_USER_GET_QUEUE_NUM:
-		*has_reply = true;
-		r->hdr.size = sizeof(uint64_t);
-		r->payload.u64 = d->num_queues;
-		return 0;
+		return reply_u64(r, d->num_queues);
 	case VHOST_USER_SET_OWNER:
 		return 0;
-	case VHOST_USER_RESET_OWNER: {
-		uint64_t pf = d->protocol_features;
-		dev_reset(d);
-		d->protocol_features = pf;
-		return 0;
-	}
+	case VHOST_USER_RESET_OWNER:
+		return reset_owner(d);
 	case VHOST_USER_SET_MEM_TABLE:
 		return set_mem_table(d, m);
 	case VHOST_USER_SET_VRING_NUM:
-		queue_stop(q);
-		q->num = (uint16_t)m->payload.state.num;
-		return queue_try_start(q);
+		return set_vring_num(q, p->state.num);
 	case VHOST_USER_SET_VRING_ADDR:
-		queue_stop(q);
-		q->addr = m->payload.addr;
-		q->addr_set = true;
-		return queue_try_start(q);
+		return set_vring_addr(q, &p->addr);
 	case VHOST_USER_SET_VRING_BASE:
-		queue_stop(q);
-		q->base = (uint16_t)m->payload.state.num;
-		return queue_try_start(q);
+		return set_vring_base(q, p->state.num);
 	case VHOST_USER_GET_VRING_BASE:
-		queue_halt(q);
-		*has_reply = true;
-		r->hdr.size = sizeof(r->payload.state);
-		r->payload.state.index = idx;
-		r->payload.state.num = q->base;
-		return 0;
+		return get_vring_base(q, r);
 	case VHOST_USER_SET_VRING_KICK:
-		return set_vring_kick(d, q, m);
+		return set_vring_kick(q, m);
 	case VHOST_USER_SET_VRING_CALL:
 		return set_vring_call(q, m);
 	case VHOST_USER_SET_VRING_ERR:
 		return set_vring_err(q, m);
 	case VHOST_USER_SET_VRING_ENABLE:
-		return set_vring_enable(q, m->payload.state.num == 1);
+		return set_vring_enable(q, p->state.num == 1);
 	case VHOST_USER_GET_CONFIG:
-		*has_reply = true;
 		return get_config(d, m, r);
 	case VHOST_USER_SET_CONFIG:
-		log_debug("vub: SET_CONFIG ignored (nothing writable)");
-		return 0;
+		return set_config();
 	default:
 		return -ENOTSUP;
 	}
@@ -393,7 +431,6 @@ static int serve_conn(struct vub *d, int sock)
 	int rc;
 	for (;;) {
 		struct vhost_user_msg m, r;
-		bool has_reply;
 
 		rc = vhost_user_recv(sock, &m);
 		if (rc == -ECONNRESET) {
@@ -415,8 +452,9 @@ static int serve_conn(struct vub *d, int sock)
 			break;
 		}
 		vhost_user_msg_init(&r, m.hdr.request, 0);
-		rc = dispatch(d, &m, &r, &has_reply);
+		rc = dispatch(d, &m, &r);
 		vhost_user_msg_close_fds(&m);
+		bool has_reply = r.hdr.size != 0;
 		bool ack = !has_reply && (m.hdr.flags & VHOST_USER_FLAG_NEED_REPLY) &&
 			   (d->protocol_features &
 			    (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK));
