@@ -37,6 +37,17 @@ static bool all_written(const struct fresh_disk *d, uint64_t first, uint64_t las
 	return written_map_run(&d->map, first, n, &w) == n && w;
 }
 
+/*
+ * Where the run of granules starting at pos that are all written, or all
+ * not, ends (at most at end); *written says which it is.
+ */
+static uint64_t run_end(const struct fresh_disk *d, uint64_t pos, uint64_t end, bool *written)
+{
+	uint64_t g = pos / G;
+	uint64_t run = written_map_run(&d->map, g, (end - 1) / G - g + 1, written);
+	return (g + run) * G < end ? (g + run) * G : end;
+}
+
 static int fd_read(void *ctx, uint64_t off, void *buf, size_t len)
 {
 	struct fresh_disk *d = ctx;
@@ -45,9 +56,7 @@ static int fd_read(void *ctx, uint64_t off, void *buf, size_t len)
 
 	while (r == 0 && pos < end) {
 		bool w;
-		uint64_t g = pos / G;
-		uint64_t run = written_map_run(&d->map, g, (end - 1) / G - g + 1, &w);
-		uint64_t stop = (g + run) * G < end ? (g + run) * G : end;
+		uint64_t stop = run_end(d, pos, end, &w);
 		uint8_t *at = (uint8_t *)buf + (pos - off);
 		if (w)
 			r = d->lower.ops->read(d->lower.ctx, pos, at, stop - pos);
@@ -139,9 +148,7 @@ static int on_written(struct fresh_disk *d, uint64_t off, uint64_t len,
 
 	while (r == 0 && pos < end) {
 		bool w;
-		uint64_t g = pos / G;
-		uint64_t run = written_map_run(&d->map, g, (end - 1) / G - g + 1, &w);
-		uint64_t stop = (g + run) * G < end ? (g + run) * G : end;
+		uint64_t stop = run_end(d, pos, end, &w);
 		if (w)
 			r = op(d->lower.ctx, pos, stop - pos);
 		pos = stop;

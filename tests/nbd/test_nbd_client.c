@@ -508,14 +508,7 @@ static void sandboxed_child(int to_parent, int from_parent)
 	exit(0);
 }
 
-/* Sanitizer runtimes make system calls of their own in every new thread. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
+#include "../unit/test_sanitized.h"
 
 static void scenario_sandbox(void)
 {

@@ -27,14 +27,7 @@
 
 #define GUEST_RAM (64ULL << 20)
 
-/* Sanitizer runtimes intercept mlock and mlockall as no-ops. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
+#include "test_sanitized.h"
 
 /* VmLck from /proc/self/status, in KiB. */
 static uint64_t vm_locked_kib(void)

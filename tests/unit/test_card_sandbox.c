@@ -35,14 +35,7 @@
 
 #include "card_sandbox.h"
 
-/* Sanitizer runtimes make system calls of their own in every new thread. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
+#include "test_sanitized.h"
 
 enum probe {
 	/* allowed */
