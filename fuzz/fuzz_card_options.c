@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the block cards' command-line parser
- * (card_parse_options in cards/common/card_options.c) on an argv built from
+ * (card_parse_options in cards/process/card_options.c) on an argv built from
  * the input: arguments are the input's NUL-separated strings (at most 64),
  * after a fixed argv[0].  The option table is a card's: the common options,
  * two of the card's own (one with a value, one without) and --help.

@@ -1,5 +1,5 @@
 /*
- * The block cards' shared options (cards/common/card_options.c): defaults,
+ * The block cards' shared options (cards/process/card_options.c): defaults,
  * the accepted ranges and every refusal, through getopt_long as the cards
  * call it.
  */
