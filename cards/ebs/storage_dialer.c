@@ -57,15 +57,15 @@ static int add_helper_rules(scmp_filter_ctx ctx, const struct endpoint *ep)
 			return -1;
 	/* Exactly the socket storage_connect makes, and its two options. */
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
-			     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ep->addr.ss_family),
-			     SCMP_A1(SCMP_CMP_EQ, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC),
-			     SCMP_A2(SCMP_CMP_EQ, 0)) != 0)
+			     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ep->addr.ss_family, 0),
+			     SCMP_A1(SCMP_CMP_EQ, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+			     SCMP_A2(SCMP_CMP_EQ, 0, 0)) != 0)
 		return -1;
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getsockopt), 2,
-			     SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET), SCMP_A2(SCMP_CMP_EQ, SO_ERROR)) != 0)
+			     SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET, 0), SCMP_A2(SCMP_CMP_EQ, SO_ERROR, 0)) != 0)
 		return -1;
 	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
-				SCMP_A1(SCMP_CMP_EQ, IPPROTO_TCP), SCMP_A2(SCMP_CMP_EQ, TCP_NODELAY));
+				SCMP_A1(SCMP_CMP_EQ, IPPROTO_TCP, 0), SCMP_A2(SCMP_CMP_EQ, TCP_NODELAY, 0));
 }
 
 int storage_dialer_enter_jail(const struct endpoint *ep)

@@ -94,7 +94,7 @@ static int allow_threads_only(scmp_filter_ctx ctx)
 static int allow_own_signals(scmp_filter_ctx ctx, pid_t self)
 {
 	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));
+				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self, 0));
 }
 
 /* No F_SETOWN / F_SETSIG: SIGIO aimed at another process is a signal too. */
@@ -102,7 +102,7 @@ static int allow_fcntl(scmp_filter_ctx ctx)
 {
 	for (size_t i = 0; i < N(fcntl_cmds); i++)
 		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-				     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i])) != 0)
+				     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_cmds[i], 0)) != 0)
 			return -1;
 	return 0;
 }
