@@ -14,7 +14,7 @@
  *
  * Thread safety:
  * - c->lock guards the slot table, the connection state (fd, gen, up, the
- *   send token and its queue), log.seq and the stats.  It is never held
+ *   send token and its queue), log_seq and the stats.  It is never held
  *   across socket I/O or a payload copy.
  * - Sends are serialized by a token, handed over in FIFO order under the
  *   lock and held without it for one request, so a large WRITE never stalls
@@ -29,8 +29,8 @@
  *   payload goes to scratch).  A READ payload is pinned one recv() at a
  *   time; a WRITE payload while it is copied into the log, or re-sent
  *   (bounded by the caller's deadline).
- * - The replay log belongs to the receiver, except log.seq, which callers
- *   read under the lock to mark a flush.
+ * - The replay log belongs to the receiver; log_seq, which numbers its
+ *   entries, is under the lock: callers read it to mark a flush.
  */
 #include "nbd_client.h"
 
@@ -45,7 +45,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -55,6 +54,7 @@
 #include "log.h"
 #include "log_limit.h"
 #include "nbd_proto.h"
+#include "nbd_replay_log.h"
 #include "storage_connect.h"
 
 #define DEFAULT_TIMEOUT_MS 30000U
@@ -70,14 +70,6 @@
 #define HANDLE_IDX_MASK ((1U << HANDLE_IDX_BITS) - 1)
 #define OWN_HANDLE HANDLE_IDX_MASK /* replay and DISC: never a slot */
 #define SINK_LEN 16384U
-/*
- * Replay log: entries of a 64-byte header and the payload, rounded up to 64
- * bytes, in a ring of replay_cap bytes mapped at the first write.  Unlimited
- * means as much as one reservation of RING_MAX allows.
- */
-#define REPLAY_ALIGN 64U
-#define RING_MAX (64ULL << 30)
-#define RING_MIN (1ULL << 20)
 
 _Static_assert(NSLOTS <= OWN_HANDLE, "slot indices must fit in a handle");
 
@@ -100,33 +92,8 @@ struct slot {
 	uint64_t deadline;  /* the caller's, ms */
 	uint64_t sent_gen;  /* connection it was last sent on; 0 = not yet */
 	uint64_t sent_ms;
-	uint64_t mark;      /* FLUSH: log.seq when sent */
+	uint64_t mark;      /* FLUSH: log_seq when sent */
 	struct blk_aio *aio; /* submit(): nobody waits, the receiver completes it */
-};
-
-struct replay_hdr {
-	uint64_t seq;
-	uint64_t offset;
-	uint64_t span;      /* whole entry, header included */
-	uint32_t length;
-	uint16_t type;
-};
-_Static_assert(sizeof(struct replay_hdr) <= REPLAY_ALIGN, "replay header too big");
-
-/* Writes, trims and write-zeroes acknowledged since the last flush. */
-struct replay_log {
-	uint64_t seq;        /* last sequence number given out (c->lock) */
-	uint8_t *base;       /* NULL until the first entry */
-	uint64_t size;       /* usable bytes of the ring */
-	uint64_t want;       /* size to map */
-	int map_failed;
-	/* Live bytes: [head, tail), or [head, wrap) then [0, tail) if wrapped. */
-	uint64_t head, tail, wrap;
-	int wrapped;
-	uint64_t count;
-	uint64_t unlogged;   /* last sequence missing from the log */
-	int incomplete;      /* entries are missing since the last flush */
-	int lost;            /* reconnected with entries missing: flush fails */
 };
 
 struct nbd_client {
@@ -142,7 +109,6 @@ struct nbd_client {
 	void *dial_ctx;
 	char *export_name;
 	uint32_t timeout_ms;
-	uint64_t replay_cap;
 
 	uint64_t size;           /* as the server reports it */
 	uint16_t tflags;
@@ -169,7 +135,9 @@ struct nbd_client {
 	int aio_head, aio_tail;  /* finished aio slots, their done() still to run */
 	uint64_t handle_seq;
 
+	/* Writes, trims and write-zeroes acknowledged since the last flush. */
 	struct replay_log log;
+	uint64_t log_seq;        /* last sequence number given to one (lock) */
 	struct nbd_client_stats stats;
 };
 
@@ -689,125 +657,6 @@ static int send_acquire(struct nbd_client *c, struct slot *s)
 	return 0;
 }
 
-/* ---- the replay log (receiver only, but log.seq) ---- */
-
-static void log_reset(struct replay_log *l)
-{
-	l->head = l->tail = l->wrap = 0;
-	l->wrapped = 0;
-	l->count = 0;
-}
-
-static int log_map(struct replay_log *l)
-{
-	for (uint64_t sz = l->want; sz > 0; sz = sz > RING_MIN ? sz / 2 : 0) {
-		void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			continue;
-		/* Volume data has no business in a core file. */
-		(void)madvise(p, sz, MADV_DONTDUMP);
-		if (sz < l->want)
-			log_warn("nbd: replay log limited to %" PRIu64 " MiB", sz >> 20);
-		l->base = p;
-		l->size = sz;
-		return 0;
-	}
-	l->map_failed = 1;
-	log_warn("nbd: cannot map the replay log: unflushed writes will not survive a reconnect");
-	return -ENOMEM;
-}
-
-/* Room for need bytes at the tail of the ring, or NULL. */
-static uint8_t *log_reserve(struct replay_log *l, uint64_t need)
-{
-	if (l->count == 0)
-		log_reset(l); /* start over at the beginning: touch as few pages as we can */
-	if (l->wrapped) {
-		if (l->head - l->tail < need)
-			return NULL;
-	} else if (l->size - l->tail < need) {
-		if (l->head < need)
-			return NULL;
-		l->wrap = l->tail;
-		l->wrapped = 1;
-		l->tail = 0;
-	}
-	uint8_t *p = l->base + l->tail;
-	l->tail += need;
-	l->count++;
-	return p;
-}
-
-static const struct replay_hdr *log_at(const struct replay_log *l, uint64_t *pos)
-{
-	if (l->wrapped && *pos == l->wrap)
-		*pos = 0;
-	const struct replay_hdr *h = (const void *)(l->base + *pos);
-	*pos += h->span;
-	return h;
-}
-
-static void log_pop(struct replay_log *l)
-{
-	uint64_t pos = l->head;
-	log_at(l, &pos);
-	l->head = pos;
-	l->count--;
-	if (l->wrapped && l->head == l->wrap) {
-		l->head = 0;
-		l->wrapped = 0;
-	}
-	if (l->count == 0)
-		log_reset(l);
-}
-
-static void log_overflow(struct replay_log *l, uint64_t seq)
-{
-	log_reset(l);
-	l->incomplete = 1;
-	l->unlogged = seq;
-}
-
-/* Records an acknowledged mutation (s pinned: its buffer is still there). */
-static void log_append(struct nbd_client *c, const struct slot *s, uint64_t seq)
-{
-	struct replay_log *l = &c->log;
-	if (l->incomplete) {
-		l->unlogged = seq;
-		return;
-	}
-	if (l->base == NULL && (l->map_failed || log_map(l) != 0)) {
-		log_overflow(l, seq);
-		return;
-	}
-	uint64_t dlen = s->type == NBD_CMD_WRITE ? s->length : 0;
-	uint64_t span = REPLAY_ALIGN + (dlen + REPLAY_ALIGN - 1) / REPLAY_ALIGN * REPLAY_ALIGN;
-	uint8_t *p = log_reserve(l, span);
-	if (p == NULL) {
-		log_overflow(l, seq);
-		return;
-	}
-	struct replay_hdr *h = (struct replay_hdr *)p;
-	*h = (struct replay_hdr){ .seq = seq, .offset = s->offset, .span = span,
-				  .length = s->length, .type = s->type };
-	if (dlen)
-		memcpy(p + REPLAY_ALIGN, s->wbuf, dlen);
-}
-
-/* A flush sent when log.seq was mark succeeded: that much is durable. */
-static void log_flushed(struct replay_log *l, uint64_t mark)
-{
-	while (l->count > 0) {
-		const struct replay_hdr *h = (const void *)(l->base + l->head);
-		if (h->seq > mark)
-			break;
-		log_pop(l);
-	}
-	if (l->incomplete && l->unlogged <= mark)
-		l->incomplete = 0;
-}
-
 /* ---- the receiver: replies ---- */
 
 static int proto_error(struct nbd_client *c, const uint8_t *rb, const char *what)
@@ -875,11 +724,13 @@ static void rx_mutation_done(struct nbd_client *c, struct slot *s)
 	pthread_mutex_lock(&c->lock);
 	/* An abandoned request's buffer is gone: it cannot be logged. */
 	int logged = s->state == SLOT_PENDING && (c->tflags & NBD_FLAG_SEND_FLUSH);
-	uint64_t seq = logged ? ++c->log.seq : 0;
+	uint64_t seq = logged ? ++c->log_seq : 0;
 	s->busy += logged;
 	pthread_mutex_unlock(&c->lock);
+	/* Pinned: its buffer is still there. */
 	if (logged)
-		log_append(c, s, seq);
+		replay_log_append(&c->log, seq, s->type, s->offset, s->length,
+				  s->type == NBD_CMD_WRITE ? s->wbuf : NULL);
 	pthread_mutex_lock(&c->lock);
 	if (logged)
 		slot_unpin_locked(s);
@@ -889,13 +740,11 @@ static void rx_mutation_done(struct nbd_client *c, struct slot *s)
 
 static void rx_flush_done(struct nbd_client *c, struct slot *s)
 {
-	log_flushed(&c->log, s->mark);
+	replay_log_flushed(&c->log, s->mark);
 	pthread_mutex_lock(&c->lock);
 	int r = 0;
-	if (s->state == SLOT_PENDING && c->log.lost) {
-		c->log.lost = 0;
+	if (s->state == SLOT_PENDING && replay_log_take_loss(&c->log))
 		r = -EIO;
-	}
 	slot_finish(c, s, r);
 	pthread_mutex_unlock(&c->lock);
 	if (r != 0)
@@ -1155,37 +1004,34 @@ static int connect_again(struct nbd_client *c)
 		c->max_payload = maxp;
 	c->stats.reconnects++;
 	pthread_mutex_unlock(&c->lock);
-	if (c->log.incomplete)
-		c->log.lost = 1;
+	replay_log_reconnected(&c->log);
 	return 0;
 }
 
 /* Sequentially, in order: overlapping writes must land as acknowledged. */
 static int replay_log(struct nbd_client *c, int fd)
 {
-	struct replay_log *l = &c->log;
-	uint64_t pos = l->head;
-	for (uint64_t i = 0; i < l->count; i++) {
-		const struct replay_hdr *h = log_at(l, &pos);
+	struct replay_cursor cur = replay_log_begin(&c->log);
+	struct replay_entry e;
+	while (replay_log_next(&c->log, &cur, &e)) {
 		uint64_t deadline = now_ms() + c->timeout_ms;
-		struct nbd_request rq = { .type = h->type, .handle = OWN_HANDLE, .offset = h->offset,
-					  .length = h->length };
-		const void *payload = h->type == NBD_CMD_WRITE ? (const uint8_t *)h + REPLAY_ALIGN : NULL;
+		struct nbd_request rq = { .type = e.type, .handle = OWN_HANDLE, .offset = e.offset,
+					  .length = e.length };
 		uint8_t rb[NBD_SIMPLE_REPLY_LEN];
 		struct nbd_simple_reply rep;
-		int r = send_request(c, fd, &rq, payload, deadline, 0);
+		int r = send_request(c, fd, &rq, e.payload, deadline, 0);
 		if (r == 0)
 			r = recv_all(c, fd, rb, sizeof(rb), deadline);
 		if (r != 0)
 			return r;
 		if (nbd_decode_simple_reply(rb, sizeof(rb), &rep) != 0 || rep.handle != OWN_HANDLE)
 			return proto_error(c, rb, "malformed reply to a replayed write");
-		int e = rep.error ? nbd_error_to_errno(rep.error) : 0;
-		if (e == -ESHUTDOWN)
-			return e;
-		if (e != 0) {
-			log_warn("nbd: replaying an unflushed write failed: %s", strerror(-e));
-			l->lost = 1;
+		int err = rep.error ? nbd_error_to_errno(rep.error) : 0;
+		if (err == -ESHUTDOWN)
+			return err;
+		if (err != 0) {
+			log_warn("nbd: replaying an unflushed write failed: %s", strerror(-err));
+			replay_log_mark_lost(&c->log);
 		}
 	}
 	return 0;
@@ -1204,7 +1050,7 @@ static int resend_one(struct nbd_client *c, int fd, struct slot *s, uint64_t han
 	s->busy += write;
 	s->sent_gen = c->gen;
 	s->sent_ms = now;
-	s->mark = c->log.seq; /* everything logged was replayed just before */
+	s->mark = c->log_seq; /* everything logged was replayed just before */
 	c->stats.retries++;
 	struct nbd_request rq = { .type = s->type, .handle = s->handle, .offset = s->offset,
 				  .length = s->length };
@@ -1375,7 +1221,7 @@ static int submit(struct nbd_client *c, struct nbd_request *rq, const void *wbuf
 	}
 	s->sent_gen = c->gen;
 	s->sent_ms = now_ms();
-	s->mark = c->log.seq;
+	s->mark = c->log_seq;
 	c->sending = idx; /* an aio request is not expired while its payload goes out */
 	int fd = c->fd;
 	pthread_mutex_unlock(&c->lock);
@@ -1581,8 +1427,7 @@ static void client_free(struct nbd_client *c)
 		close(c->fd);
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);
-	if (c->log.base != NULL)
-		munmap(c->log.base, c->log.size);
+	replay_log_destroy(&c->log);
 	for (int i = 0; i < NSLOTS; i++)
 		pthread_cond_destroy(&c->slots[i].cv);
 	pthread_cond_destroy(&c->slot_cv);
@@ -1674,10 +1519,9 @@ static struct nbd_client *client_new(const struct nbd_client_config *cfg, const 
 	c->sending = -1;
 	c->timeout_ms = cfg->retry_timeout_ms ? cfg->retry_timeout_ms : DEFAULT_TIMEOUT_MS;
 	log_limit_init(&c->giveup_log, 10, 60000);
-	c->replay_cap = cfg->replay_cap_bytes ? cfg->replay_cap_bytes : DEFAULT_REPLAY_CAP;
 	c->dial = cfg->dial ? cfg->dial : dial_endpoint;
 	c->dial_ctx = cfg->dial ? cfg->dial_ctx : &c->ep;
-	c->log.want = c->replay_cap < RING_MAX ? c->replay_cap : RING_MAX;
+	replay_log_init(&c->log, cfg->replay_cap_bytes ? cfg->replay_cap_bytes : DEFAULT_REPLAY_CAP);
 	return c;
 }
 
