@@ -36,23 +36,20 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "endpoint.h"
 #include "log.h"
 #include "log_limit.h"
+#include "nbd_conn.h"
 #include "nbd_proto.h"
 #include "nbd_replay_log.h"
 #include "storage_connect.h"
@@ -61,7 +58,6 @@
 #define DEFAULT_REPLAY_CAP (64ULL << 20)
 #define BACKOFF_MIN_MS 50U
 #define BACKOFF_MAX_MS 1000U
-#define MAX_OPT_REPLIES 64
 #define ZERO_CHUNK (1ULL << 30) /* TRIM / WRITE_ZEROES per request */
 
 #define NSLOTS 64        /* requests in flight on the connection */
@@ -141,22 +137,7 @@ struct nbd_client {
 	struct nbd_client_stats stats;
 };
 
-/* Negotiation outcome beyond the errno: 1 = the server refused us for good. */
-struct neg_result {
-	struct nbd_export_info info;
-	int fatal;
-	char msg[192];
-};
-
-static int rx_one(struct nbd_client *c, int fd, uint64_t idle_deadline);
 static int give_up(struct nbd_client *c, const struct nbd_request *rq);
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Condition variables run on CLOCK_MONOTONIC, like every deadline here. */
 static int cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *m, uint64_t deadline)
@@ -178,148 +159,7 @@ static int cond_init(pthread_cond_t *cv)
 	return -r;
 }
 
-__attribute__((format(printf, 3, 4)))
-static void set_msg(char *buf, size_t len, const char *fmt, ...)
-{
-	if (buf == NULL || len == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
-
-/* ---- socket I/O ---- */
-
-/*
- * Waits for events on fd until deadline.  Returns the revents, -ETIMEDOUT,
- * or -ECANCELED once the client is closing (the receiver must let go).
- */
-static int wait_fd(const struct nbd_client *c, int fd, short events, uint64_t deadline)
-{
-	for (;;) {
-		uint64_t now = now_ms();
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		uint64_t left = deadline - now;
-		struct pollfd p[2] = {
-			{ .fd = fd, .events = events },
-			{ .fd = c->wake_fd, .events = POLLIN },
-		};
-		int r = poll(p, 2, left > INT_MAX ? INT_MAX : (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (p[1].revents)
-			return -ECANCELED;
-		if (r > 0)
-			return p[0].revents;
-	}
-}
-
-/* Consumes n sent bytes and any empty entries after them. */
-static void iov_advance(struct msghdr *m, size_t n)
-{
-	while (m->msg_iovlen > 0) {
-		size_t k = n < m->msg_iov->iov_len ? n : m->msg_iov->iov_len;
-		m->msg_iov->iov_base = (uint8_t *)m->msg_iov->iov_base + k;
-		m->msg_iov->iov_len -= k;
-		n -= k;
-		if (m->msg_iov->iov_len > 0)
-			return;
-		m->msg_iov++;
-		m->msg_iovlen--;
-	}
-}
-
-/*
- * Sends all of iov.  With service set (the receiver re-sending after a
- * reconnect), replies that come in meanwhile are processed: a server that
- * blocks writing replies we do not read would stop reading our requests.
- */
-static int send_iov(struct nbd_client *c, int fd, struct iovec *iov, int n, uint64_t deadline,
-		    int service)
-{
-	struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-	iov_advance(&m, 0);
-	while (m.msg_iovlen > 0) {
-		ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (k > 0) {
-			iov_advance(&m, (size_t)k);
-			continue;
-		}
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-			return k < 0 ? -errno : -EPIPE;
-		int ev = wait_fd(c, fd, (short)(POLLOUT | (service ? POLLIN : 0)), deadline);
-		if (ev < 0)
-			return ev;
-		if (service && (ev & POLLIN)) {
-			int r = rx_one(c, fd, 0);
-			if (r != 0 && r != -EAGAIN)
-				return r;
-		}
-	}
-	return 0;
-}
-
-static int send_all(struct nbd_client *c, int fd, const void *buf, size_t len, uint64_t deadline)
-{
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	return send_iov(c, fd, &iov, 1, deadline, 0);
-}
-
-static int send_request(struct nbd_client *c, int fd, const struct nbd_request *rq,
-			const void *payload, uint64_t deadline, int service)
-{
-	uint8_t hdr[NBD_REQUEST_LEN];
-	nbd_encode_request(hdr, rq);
-	struct iovec iov[2] = {
-		{ .iov_base = hdr, .iov_len = sizeof(hdr) },
-		{ .iov_base = (void *)payload, .iov_len = payload ? rq->length : 0 },
-	};
-	return send_iov(c, fd, iov, payload ? 2 : 1, deadline, service);
-}
-
-static int recv_all(struct nbd_client *c, int fd, void *buf, size_t len, uint64_t deadline)
-{
-	uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return -ECONNRESET; /* EOF */
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		int r = wait_fd(c, fd, POLLIN, deadline);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int discard_bytes(struct nbd_client *c, int fd, uint32_t len, uint64_t deadline)
-{
-	uint8_t sink[512];
-	while (len > 0) {
-		uint32_t n = len < sizeof(sink) ? len : (uint32_t)sizeof(sink);
-		int r = recv_all(c, fd, sink, n, deadline);
-		if (r != 0)
-			return r;
-		len -= n;
-	}
-	return 0;
-}
-
-/* ---- endpoint, connection, negotiation ---- */
+/* ---- connecting ---- */
 
 /* The dial of a client that connects by itself (no storage dialer). */
 static int dial_endpoint(void *ep, int cancel_fd, uint64_t deadline_ms)
@@ -330,166 +170,6 @@ static int dial_endpoint(void *ep, int cancel_fd, uint64_t deadline_ms)
 static int connect_socket(struct nbd_client *c, uint64_t deadline)
 {
 	return c->dial(c->dial_ctx, c->wake_fd, deadline);
-}
-
-/* Copies a printable prefix of an option error message into res->msg. */
-static void error_reply_msg(struct neg_result *res, uint32_t type, const uint8_t *data, uint32_t len)
-{
-	char text[96];
-	size_t n = 0;
-	for (uint32_t i = 0; i < len && n + 1 < sizeof(text); i++)
-		text[n++] = (data[i] >= 0x20 && data[i] < 0x7f) ? (char)data[i] : '?';
-	text[n] = '\0';
-	set_msg(res->msg, sizeof(res->msg), "server refused the export (reply 0x%08x)%s%s", type,
-		n ? ": " : "", text);
-}
-
-static int opt_export_name(struct nbd_client *c, int fd, int no_zeroes, uint64_t deadline,
-			   struct neg_result *res)
-{
-	uint8_t hdr[NBD_OPT_HDR_LEN];
-	size_t nlen = strlen(c->export_name);
-	nbd_encode_opt_hdr(hdr, NBD_OPT_EXPORT_NAME, (uint32_t)nlen);
-	int r = send_all(c, fd, hdr, sizeof(hdr), deadline);
-	if (r == 0)
-		r = send_all(c, fd, c->export_name, nlen, deadline);
-	uint8_t rep[NBD_EXPORT_NAME_REPLY_LEN];
-	if (r == 0)
-		r = recv_all(c, fd, rep, sizeof(rep), deadline);
-	if (r == 0 && !no_zeroes)
-		r = discard_bytes(c, fd, 124, deadline);
-	if (r != 0) {
-		set_msg(res->msg, sizeof(res->msg), "EXPORT_NAME: %s", strerror(-r));
-		return r;
-	}
-	if (nbd_decode_export_name_reply(rep, sizeof(rep), &res->info) != 0) {
-		set_msg(res->msg, sizeof(res->msg), "EXPORT_NAME: malformed reply");
-		return -EPROTO;
-	}
-	return 0;
-}
-
-/* Fixed newstyle negotiation on a fresh socket. */
-static int negotiate(struct nbd_client *c, int fd, uint64_t deadline, struct neg_result *res)
-{
-	uint8_t greet[NBD_GREETING_LEN];
-	uint16_t hflags;
-	memset(res, 0, sizeof(*res));
-	int r = recv_all(c, fd, greet, sizeof(greet), deadline);
-	if (r != 0) {
-		set_msg(res->msg, sizeof(res->msg), "greeting: %s", strerror(-r));
-		return r;
-	}
-	if (nbd_decode_greeting(greet, sizeof(greet), &hflags) != 0) {
-		set_msg(res->msg, sizeof(res->msg), "not a newstyle NBD server");
-		return -EPROTO;
-	}
-	if (!(hflags & NBD_FLAG_FIXED_NEWSTYLE)) {
-		res->fatal = 1;
-		set_msg(res->msg, sizeof(res->msg), "server lacks fixed newstyle negotiation");
-		return -EPROTO;
-	}
-	int no_zeroes = (hflags & NBD_FLAG_NO_ZEROES) != 0;
-	uint8_t cflags[4];
-	nbd_put32(cflags, NBD_FLAG_C_FIXED_NEWSTYLE | (no_zeroes ? NBD_FLAG_C_NO_ZEROES : 0));
-
-	uint8_t msg[NBD_OPT_HDR_LEN + 4 + NBD_MAX_NAME_LEN + 4];
-	static const uint16_t want[] = { NBD_INFO_BLOCK_SIZE };
-	int plen = nbd_encode_go_payload(msg + NBD_OPT_HDR_LEN, sizeof(msg) - NBD_OPT_HDR_LEN,
-					 c->export_name, want, 1);
-	if (plen < 0) {
-		res->fatal = 1;
-		set_msg(res->msg, sizeof(res->msg), "export name too long");
-		return -EINVAL;
-	}
-	nbd_encode_opt_hdr(msg, NBD_OPT_GO, (uint32_t)plen);
-	r = send_all(c, fd, cflags, sizeof(cflags), deadline);
-	if (r == 0)
-		r = send_all(c, fd, msg, NBD_OPT_HDR_LEN + (size_t)plen, deadline);
-	if (r != 0) {
-		set_msg(res->msg, sizeof(res->msg), "sending OPT_GO: %s", strerror(-r));
-		return r;
-	}
-	for (int i = 0; i < MAX_OPT_REPLIES; i++) {
-		uint8_t hdr[NBD_OPT_REPLY_HDR_LEN];
-		uint8_t data[256];
-		struct nbd_opt_reply rep;
-		r = recv_all(c, fd, hdr, sizeof(hdr), deadline);
-		if (r != 0) {
-			set_msg(res->msg, sizeof(res->msg), "OPT_GO reply: %s", strerror(-r));
-			return r;
-		}
-		if (nbd_decode_opt_reply(hdr, sizeof(hdr), &rep) != 0 || rep.option != NBD_OPT_GO) {
-			set_msg(res->msg, sizeof(res->msg), "malformed OPT_GO reply");
-			return -EPROTO;
-		}
-		uint32_t keep = rep.length < sizeof(data) ? rep.length : (uint32_t)sizeof(data);
-		r = recv_all(c, fd, data, keep, deadline);
-		if (r == 0)
-			r = discard_bytes(c, fd, rep.length - keep, deadline);
-		if (r != 0) {
-			set_msg(res->msg, sizeof(res->msg), "OPT_GO reply: %s", strerror(-r));
-			return r;
-		}
-		switch (rep.type) {
-		case NBD_REP_ACK:
-			if (rep.length != 0 || !res->info.have_export) {
-				set_msg(res->msg, sizeof(res->msg), "OPT_GO acknowledged without export info");
-				return -EPROTO;
-			}
-			return 0;
-		case NBD_REP_INFO:
-			if (rep.length > sizeof(data) ||
-			    nbd_parse_info(data, rep.length, &res->info) != 0) {
-				set_msg(res->msg, sizeof(res->msg), "malformed NBD_REP_INFO");
-				return -EPROTO;
-			}
-			break;
-		case NBD_REP_ERR_UNSUP:
-			/* An older server: the name-only option, same connection. */
-			return opt_export_name(c, fd, no_zeroes, deadline, res);
-		default:
-			if (rep.type & NBD_REP_FLAG_ERROR) {
-				/* Shutting down is transient; the rest is a refusal. */
-				res->fatal = rep.type != NBD_REP_ERR_SHUTDOWN;
-				error_reply_msg(res, rep.type, data, keep);
-				return -EACCES;
-			}
-			set_msg(res->msg, sizeof(res->msg), "unexpected OPT_GO reply type %u", rep.type);
-			return -EPROTO;
-		}
-	}
-	set_msg(res->msg, sizeof(res->msg), "too many OPT_GO replies");
-	return -EPROTO;
-}
-
-/* Derives block size and I/O limits from what the server said. */
-static int export_geometry(const struct nbd_export_info *in, uint32_t *bs, uint32_t *maxp,
-			   char *msg, size_t msglen)
-{
-	uint32_t b = 512;
-	if (in->have_block_size) {
-		if (in->min_block > 4096) {
-			set_msg(msg, msglen, "server minimum block size %u is unsupported", in->min_block);
-			return -EOPNOTSUPP;
-		}
-		if (in->min_block > b)
-			b = in->min_block;
-	}
-	uint32_t m = NBD_MAX_PAYLOAD;
-	if (in->have_block_size && in->max_block < m)
-		m = in->max_block / b * b;
-	if (m < b) {
-		set_msg(msg, msglen, "server maximum block size %u is too small", in->max_block);
-		return -EOPNOTSUPP;
-	}
-	if (in->size < b || in->size > (uint64_t)INT64_MAX) {
-		set_msg(msg, msglen, "export size %" PRIu64 " is unusable", in->size);
-		return -EOPNOTSUPP;
-	}
-	*bs = b;
-	*maxp = m;
-	return 0;
 }
 
 /* ---- slots and the send token (all under c->lock) ---- */
@@ -694,7 +374,7 @@ static ssize_t rx_recv_chunk(struct nbd_client *c, int fd, struct slot *s, uint3
 static int rx_read_payload(struct nbd_client *c, int fd, struct slot *s)
 {
 	uint8_t sink[SINK_LEN];
-	uint64_t deadline = now_ms() + c->timeout_ms;
+	uint64_t deadline = storage_now_ms() + c->timeout_ms;
 	uint32_t done = 0;
 	int r = 0;
 	pthread_mutex_lock(&c->lock);
@@ -708,7 +388,7 @@ static int rx_read_payload(struct nbd_client *c, int fd, struct slot *s)
 			r = (int)n;
 		else if (n != -EINTR) {
 			pthread_mutex_unlock(&c->lock);
-			int ev = wait_fd(c, fd, POLLIN, deadline);
+			int ev = storage_wait_fd(fd, POLLIN, c->wake_fd, deadline);
 			pthread_mutex_lock(&c->lock);
 			r = ev < 0 ? ev : 0;
 		}
@@ -798,14 +478,15 @@ static int rx_one(struct nbd_client *c, int fd, uint64_t idle_deadline)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		int r = wait_fd(c, fd, POLLIN, idle_deadline);
+		int r = storage_wait_fd(fd, POLLIN, c->wake_fd, idle_deadline);
 		if (r == -ETIMEDOUT)
 			return -EAGAIN;
 		if (r < 0)
 			return r;
 	}
 	if ((size_t)n < sizeof(rb)) {
-		int r = recv_all(c, fd, rb + n, sizeof(rb) - (size_t)n, now_ms() + c->timeout_ms);
+		int r = nbd_conn_recv_all(fd, c->wake_fd, rb + n, sizeof(rb) - (size_t)n,
+					  storage_now_ms() + c->timeout_ms);
 		if (r != 0)
 			return r;
 	}
@@ -824,7 +505,7 @@ static uint64_t aio_expire(struct nbd_client *c)
 	struct blk_aio *dead[NSLOTS];
 	struct nbd_request rq[NSLOTS];
 	int n = 0;
-	uint64_t now = now_ms(), next = UINT64_MAX;
+	uint64_t now = storage_now_ms(), next = UINT64_MAX;
 	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < NSLOTS; i++) {
 		struct slot *s = &c->slots[i];
@@ -858,7 +539,7 @@ static uint64_t aio_expire(struct nbd_client *c)
  */
 static int rx_overdue(struct nbd_client *c)
 {
-	uint64_t now = now_ms(), limit = 2ULL * c->timeout_ms;
+	uint64_t now = storage_now_ms(), limit = 2ULL * c->timeout_ms;
 	int overdue = 0;
 	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < NSLOTS && !overdue; i++)
@@ -870,7 +551,7 @@ static int rx_overdue(struct nbd_client *c)
 /* Serves the live connection until it fails; returns why. */
 static int rx_serve(struct nbd_client *c)
 {
-	uint64_t check = now_ms() + c->timeout_ms;
+	uint64_t check = storage_now_ms() + c->timeout_ms;
 	for (;;) {
 		uint64_t expiry = aio_expire(c);
 		int r = rx_one(c, c->fd, expiry < check ? expiry : check);
@@ -880,7 +561,7 @@ static int rx_serve(struct nbd_client *c)
 		if (r != 0 && r != -EAGAIN)
 			return r;
 		/* Busy or idle, once a timeout: other replies may flow past a lost one. */
-		uint64_t now = now_ms();
+		uint64_t now = storage_now_ms();
 		if (now < check)
 			continue;
 		check = now + c->timeout_ms;
@@ -948,9 +629,9 @@ static int has_pending(const struct nbd_client *c)
  */
 static int rx_pause(struct nbd_client *c)
 {
-	uint64_t until = now_ms() + c->rx_backoff;
+	uint64_t until = storage_now_ms() + c->rx_backoff;
 	pthread_mutex_lock(&c->lock);
-	while (!c->stopping && !c->fresh_work && now_ms() < until)
+	while (!c->stopping && !c->fresh_work && storage_now_ms() < until)
 		cond_wait_until(&c->rx_cv, &c->lock, until);
 	int fresh = c->fresh_work;
 	while (!c->stopping && !has_pending(c)) {
@@ -975,12 +656,12 @@ static int same_export(const struct nbd_client *c, const struct nbd_export_info 
 /* Connect, negotiate, check it is the same export, install it. */
 static int connect_again(struct nbd_client *c)
 {
-	uint64_t deadline = now_ms() + c->timeout_ms;
-	struct neg_result res;
+	uint64_t deadline = storage_now_ms() + c->timeout_ms;
+	struct nbd_neg_result res;
 	int fd = connect_socket(c, deadline);
 	if (fd < 0)
 		return fd;
-	int r = negotiate(c, fd, deadline, &res);
+	int r = nbd_negotiate(fd, c->wake_fd, c->export_name, deadline, &res);
 	if (r != 0) {
 		pthread_mutex_lock(&c->lock);
 		c->stats.proto_errors += r == -EPROTO;
@@ -990,7 +671,7 @@ static int connect_again(struct nbd_client *c)
 		return r;
 	}
 	uint32_t bs, maxp;
-	if (export_geometry(&res.info, &bs, &maxp, res.msg, sizeof(res.msg)) != 0 ||
+	if (nbd_export_geometry(&res.info, &bs, &maxp, res.msg, sizeof(res.msg)) != 0 ||
 	    !same_export(c, &res.info, bs)) {
 		log_warn("nbd: reconnect: the export changed (size %" PRIu64 " flags 0x%x): refusing it",
 			 res.info.size, res.info.flags);
@@ -1014,14 +695,14 @@ static int replay_log(struct nbd_client *c, int fd)
 	struct replay_cursor cur = replay_log_begin(&c->log);
 	struct replay_entry e;
 	while (replay_log_next(&c->log, &cur, &e)) {
-		uint64_t deadline = now_ms() + c->timeout_ms;
+		uint64_t deadline = storage_now_ms() + c->timeout_ms;
 		struct nbd_request rq = { .type = e.type, .handle = OWN_HANDLE, .offset = e.offset,
 					  .length = e.length };
 		uint8_t rb[NBD_SIMPLE_REPLY_LEN];
 		struct nbd_simple_reply rep;
-		int r = send_request(c, fd, &rq, e.payload, deadline, 0);
+		int r = nbd_conn_send_request(fd, c->wake_fd, &rq, e.payload, deadline);
 		if (r == 0)
-			r = recv_all(c, fd, rb, sizeof(rb), deadline);
+			r = nbd_conn_recv_all(fd, c->wake_fd, rb, sizeof(rb), deadline);
 		if (r != 0)
 			return r;
 		if (nbd_decode_simple_reply(rb, sizeof(rb), &rep) != 0 || rep.handle != OWN_HANDLE)
@@ -1037,10 +718,30 @@ static int replay_log(struct nbd_client *c, int fd)
 	return 0;
 }
 
+/*
+ * Sends a request on a new connection, processing the replies that come in
+ * meanwhile: a server that blocks writing replies we do not read would stop
+ * reading our requests.
+ */
+static int rx_send_serving(struct nbd_client *c, int fd, const struct nbd_request *rq,
+			   const void *payload, uint64_t deadline)
+{
+	struct nbd_wire_request w;
+	nbd_wire_request_init(&w, rq, payload);
+	for (;;) {
+		int r = nbd_conn_send_msg(fd, c->wake_fd, &w.msg, deadline, true);
+		if (r <= 0)
+			return r;
+		r = rx_one(c, fd, 0);
+		if (r != 0 && r != -EAGAIN)
+			return r;
+	}
+}
+
 static int resend_one(struct nbd_client *c, int fd, struct slot *s, uint64_t handle)
 {
 	pthread_mutex_lock(&c->lock);
-	uint64_t now = now_ms();
+	uint64_t now = storage_now_ms();
 	/* Given up since (the caller frees it), or even freed and taken anew. */
 	if (s->state != SLOT_PENDING || s->handle != handle || s->deadline <= now) {
 		pthread_mutex_unlock(&c->lock);
@@ -1057,8 +758,8 @@ static int resend_one(struct nbd_client *c, int fd, struct slot *s, uint64_t han
 	const void *payload = s->wbuf;
 	pthread_mutex_unlock(&c->lock);
 	/* A pinned payload may hold its caller only until its deadline. */
-	int r = send_request(c, fd, &rq, write ? payload : NULL,
-			     write ? s->deadline : now + c->timeout_ms, 1);
+	int r = rx_send_serving(c, fd, &rq, write ? payload : NULL,
+				write ? s->deadline : now + c->timeout_ms);
 	if (write)
 		slot_unpin(c, s);
 	return r;
@@ -1191,7 +892,7 @@ static void slot_fill(struct slot *s, const struct nbd_request *rq, const void *
 static int submit(struct nbd_client *c, struct nbd_request *rq, const void *wbuf, void *rbuf,
 		  int wait, struct blk_aio *aio)
 {
-	uint64_t deadline = now_ms() + c->timeout_ms;
+	uint64_t deadline = storage_now_ms() + c->timeout_ms;
 	pthread_mutex_lock(&c->lock);
 	if (c->aborting) {
 		pthread_mutex_unlock(&c->lock);
@@ -1210,7 +911,7 @@ static int submit(struct nbd_client *c, struct nbd_request *rq, const void *wbuf
 		pthread_cond_broadcast(&c->rx_cv);
 	}
 	int r = send_acquire(c, s);
-	if (r == 0 && now_ms() >= deadline) {
+	if (r == 0 && storage_now_ms() >= deadline) {
 		send_release(c); /* too late to start: a send cut short would break the connection */
 		r = -ETIMEDOUT;
 	}
@@ -1220,13 +921,14 @@ static int submit(struct nbd_client *c, struct nbd_request *rq, const void *wbuf
 		return give_up(c, rq);
 	}
 	s->sent_gen = c->gen;
-	s->sent_ms = now_ms();
+	s->sent_ms = storage_now_ms();
 	s->mark = c->log_seq;
 	c->sending = idx; /* an aio request is not expired while its payload goes out */
 	int fd = c->fd;
 	pthread_mutex_unlock(&c->lock);
 
-	r = send_request(c, fd, rq, rq->type == NBD_CMD_WRITE ? wbuf : NULL, deadline, 0);
+	r = nbd_conn_send_request(fd, c->wake_fd, rq, rq->type == NBD_CMD_WRITE ? wbuf : NULL,
+				  deadline);
 	pthread_mutex_lock(&c->lock);
 	if (r != 0) {
 		c->last_err = -r;
@@ -1398,7 +1100,7 @@ static void nbd_set_abort(void *ctx, bool on)
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
-	uint64_t now = now_ms();
+	uint64_t now = storage_now_ms();
 	int on_wire = 0;
 	for (int i = 0; i < NSLOTS; i++) {
 		struct slot *s = &c->slots[i];
@@ -1447,7 +1149,7 @@ static void send_disc(struct nbd_client *c)
 	if (fd < 0)
 		return;
 	struct nbd_request rq = { .type = NBD_CMD_DISC, .handle = OWN_HANDLE };
-	(void)send_request(c, fd, &rq, NULL, now_ms() + 100, 0);
+	(void)nbd_conn_send_request(fd, c->wake_fd, &rq, NULL, storage_now_ms() + 100);
 	pthread_mutex_lock(&c->lock);
 	send_release(c);
 	pthread_mutex_unlock(&c->lock);
@@ -1526,18 +1228,18 @@ static struct nbd_client *client_new(const struct nbd_client_config *cfg, const 
 }
 
 /* The first connection, retried until the timeout unless refused for good. */
-static int connect_first(struct nbd_client *c, struct neg_result *res, char *err, size_t errlen)
+static int connect_first(struct nbd_client *c, struct nbd_neg_result *res, char *err, size_t errlen)
 {
-	uint64_t deadline = now_ms() + c->timeout_ms;
+	uint64_t deadline = storage_now_ms() + c->timeout_ms;
 	uint32_t backoff = BACKOFF_MIN_MS;
 	char why[sizeof(res->msg)] = "";
 	for (;;) {
 		int r;
 		int fd = connect_socket(c, deadline);
 		if (fd >= 0) {
-			r = negotiate(c, fd, deadline, res);
+			r = nbd_negotiate(fd, c->wake_fd, c->export_name, deadline, res);
 			if (r == 0)
-				r = export_geometry(&res->info, &c->block_size, &c->max_payload,
+				r = nbd_export_geometry(&res->info, &c->block_size, &c->max_payload,
 						    res->msg, sizeof(res->msg));
 			if (r == 0) {
 				c->fd = fd;
@@ -1545,19 +1247,19 @@ static int connect_first(struct nbd_client *c, struct neg_result *res, char *err
 			}
 			close(fd);
 			if (res->fatal || r == -EOPNOTSUPP) {
-				set_msg(err, errlen, "nbd: %s", res->msg);
+				nbd_set_msg(err, errlen, "nbd: %s", res->msg);
 				return r;
 			}
 		} else {
 			r = fd;
-			set_msg(res->msg, sizeof(res->msg), "connect: %s", strerror(-fd));
+			nbd_set_msg(res->msg, sizeof(res->msg), "connect: %s", strerror(-fd));
 		}
 		/* Report the most telling failure, not the final timeout. */
 		if (r != -ETIMEDOUT || why[0] == '\0')
 			memcpy(why, res->msg, sizeof(why));
-		uint64_t now = now_ms();
+		uint64_t now = storage_now_ms();
 		if (now >= deadline) {
-			set_msg(err, errlen, "nbd: %s (gave up after %u ms)", why, c->timeout_ms);
+			nbd_set_msg(err, errlen, "nbd: %s (gave up after %u ms)", why, c->timeout_ms);
 			return -EIO;
 		}
 		uint64_t nap = deadline - now < backoff ? deadline - now : backoff;
@@ -1590,20 +1292,20 @@ int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cf
 		     char *err, size_t errlen)
 {
 	if (out == NULL || cfg == NULL) {
-		set_msg(err, errlen, "nbd: no configuration");
+		nbd_set_msg(err, errlen, "nbd: no configuration");
 		return -EINVAL;
 	}
 	const char *name = cfg->export_name ? cfg->export_name : "";
 	if (strlen(name) > NBD_MAX_NAME_LEN) {
-		set_msg(err, errlen, "nbd: export name too long");
+		nbd_set_msg(err, errlen, "nbd: export name too long");
 		return -EINVAL;
 	}
 	struct nbd_client *c = client_new(cfg, name);
 	if (c == NULL) {
-		set_msg(err, errlen, "nbd: out of memory");
+		nbd_set_msg(err, errlen, "nbd: out of memory");
 		return -ENOMEM;
 	}
-	struct neg_result res;
+	struct nbd_neg_result res;
 	struct endpoint *ep = &c->ep;
 	int r = endpoint_parse(cfg->endpoint, ep, err, errlen);
 	if (r == 0)
@@ -1619,7 +1321,7 @@ int nbd_backend_open(struct blk_backend *out, const struct nbd_client_config *cf
 	c->rx_backoff = BACKOFF_MIN_MS;
 	r = start_receiver(c);
 	if (r != 0) {
-		set_msg(err, errlen, "nbd: cannot start the receiver thread: %s", strerror(-r));
+		nbd_set_msg(err, errlen, "nbd: cannot start the receiver thread: %s", strerror(-r));
 		client_free(c);
 		return r;
 	}

@@ -1157,6 +1157,7 @@ enum fake_mode {
 	FAKE_LATE_READ,  /* holds the first READ's reply until late_release */
 	FAKE_SCRIPT,     /* records requests; holds FLUSHes, hangs up when told (fake_script) */
 	FAKE_STALL,      /* answers nothing until late_release, then everything held */
+	FAKE_RESEND,     /* hangs up on what it read, then answers each request in turn */
 };
 static atomic_int fake_mode;
 static int fake_lfd;
@@ -1302,6 +1303,30 @@ static void fake_stall(int fd, uint8_t *payload)
 	}
 }
 
+#define RESEND_READS 2
+#define RESEND_READ_LEN (4 * MiB)
+#define RESEND_WRITES 8
+
+/*
+ * FAKE_RESEND: the first connection reads RESEND_READS + RESEND_WRITES
+ * requests, answers none and hangs up; every later one answers each
+ * request as it reads it, blocking in a READ's reply until the client
+ * takes it in, and reads nothing meanwhile.
+ */
+static void fake_resend(int fd, uint8_t *payload)
+{
+	struct fake_req r;
+	if (atomic_load(&fake_conns) == 1) {
+		for (int i = 0; i < RESEND_READS + RESEND_WRITES; i++)
+			if (fake_read_req(fd, &r, payload))
+				return;
+		return;
+	}
+	while (fake_read_req(fd, &r, payload) == 0)
+		if (fake_reply(fd, &r.rq, -1))
+			return;
+}
+
 static void fake_record(int conn, const struct fake_req *r)
 {
 	pthread_mutex_lock(&rec_lock);
@@ -1366,6 +1391,7 @@ static void fake_pipeline(int fd, int mode)
 	case FAKE_LATE_READ: fake_late_read(fd, payload); break;
 	case FAKE_SCRIPT: fake_script(fd, payload); break;
 	case FAKE_STALL: fake_stall(fd, payload); break;
+	case FAKE_RESEND: fake_resend(fd, payload); break;
 	default: break;
 	}
 	free(payload);
@@ -2029,6 +2055,51 @@ static void scenario_aio(void)
 	free(bufs);
 }
 
+/*
+ * Re-sending after a reconnect serves the replies that come in meanwhile:
+ * big READs, then more WRITE payload than the socket buffers hold, all in
+ * flight when the server hangs up.  The new connection answers the first
+ * READ at once and reads nothing until its reply is taken in; a client that
+ * only sent would wait for it in the WRITEs until their deadline, and they
+ * would fail.
+ */
+static void scenario_resend_serving(void)
+{
+	struct blk_backend b;
+	struct aio_req req[RESEND_READS + RESEND_WRITES];
+	uint8_t *reads = malloc((size_t)RESEND_READS * RESEND_READ_LEN);
+	uint8_t *writes = malloc((size_t)RESEND_WRITES * FAKE_MAX_WRITE);
+	CHECK(reads != NULL && writes != NULL);
+	memset(reads, 0xa5, (size_t)RESEND_READS * RESEND_READ_LEN);
+	fake_start(FAKE_RESEND);
+	open_backend(&b, "", 10000);
+	for (int i = 0; i < RESEND_READS; i++)
+		aio_go(&b, &req[i], 0, (uint64_t)i * RESEND_READ_LEN,
+		       reads + (size_t)i * RESEND_READ_LEN, RESEND_READ_LEN);
+	uint64_t woff = (uint64_t)RESEND_READS * RESEND_READ_LEN;
+	for (int i = 0; i < RESEND_WRITES; i++) {
+		uint8_t *buf = writes + (size_t)i * FAKE_MAX_WRITE;
+		uint64_t off = woff + (uint64_t)i * FAKE_MAX_WRITE;
+		fill_pattern(buf, FAKE_MAX_WRITE, off, MARK_SEED);
+		aio_go(&b, &req[RESEND_READS + i], 1, off, buf, FAKE_MAX_WRITE);
+	}
+	aio_wait(RESEND_READS + RESEND_WRITES);
+	for (int i = 0; i < RESEND_READS + RESEND_WRITES; i++)
+		CHECK_EQ(req[i].result, 0);
+	for (int i = 0; i < RESEND_READS; i++)
+		CHECK(check_pattern(reads + (size_t)i * RESEND_READ_LEN, RESEND_READ_LEN,
+				    (uint64_t)i * RESEND_READ_LEN, FAKE_READ_SEED) == 0);
+	struct nbd_client_stats st;
+	nbd_backend_stats(&b, &st);
+	CHECK_EQ(st.reconnects, 1);
+	CHECK_EQ(st.retries, RESEND_READS + RESEND_WRITES);
+	CHECK_EQ(st.proto_errors, 0);
+	CHECK_EQ(atomic_load(&fake_conns), 2);
+	b.ops->close(b.ctx);
+	free(reads);
+	free(writes);
+}
+
 /* A sync read through the backend in a thread of its own. */
 struct reader {
 	struct blk_backend *b;
@@ -2149,6 +2220,8 @@ int main(int argc, char **argv)
 		scenario_signals();
 	else if (strcmp(s, "aio") == 0)
 		scenario_aio();
+	else if (strcmp(s, "resend-serving") == 0)
+		scenario_resend_serving();
 	else if (strcmp(s, "abort") == 0)
 		scenario_abort();
 	else if (strcmp(s, "sandbox") == 0)
