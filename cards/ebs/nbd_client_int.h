@@ -1,9 +1,9 @@
 /*
  * The NBD client for card-ebs from the inside: the state its parts share.
- * The contract is nbd_client.h.  The parts: nbd_client.c (the slots and the
- * send token, the callers and the client's lifetime) and nbd_receiver.c
- * (the receiver thread); below them nbd_conn.c (one connection: socket I/O
- * and negotiation) and nbd_replay_log.c.
+ * The contract is nbd_client.h.  The parts: nbd_client.c (the callers and
+ * the client's lifetime), nbd_slots.c (the in-flight table and the send
+ * token) and nbd_receiver.c (the receiver thread); below them nbd_conn.c
+ * (one connection: socket I/O and negotiation) and nbd_replay_log.c.
  *
  * Pipelining.  A caller takes one slot of an in-flight table per request,
  * sends the request itself and sleeps on the slot.  One receiver thread per
@@ -134,7 +134,7 @@ static inline int cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *m, uint64
 	return pthread_cond_timedwait(cv, m, &ts);
 }
 
-/* ---- slots and the send token (nbd_client.c; all under c->lock) ---- */
+/* ---- slots and the send token (nbd_slots.c; all under c->lock) ---- */
 
 struct slot *nbd_slot_get(struct nbd_client *c, uint64_t deadline, int wait);
 void nbd_slot_put(struct nbd_client *c, struct slot *s);
