@@ -10,8 +10,10 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -66,86 +68,98 @@ static void expect_empty(const struct replay_log *l)
 	assert_false(replay_log_next(l, &cur, &e));
 }
 
+/* A new connection is made: was anything lost since last asked? */
+static void expect_loss_on_reconnect(struct replay_log *l, bool lost)
+{
+	replay_log_reconnected(l);
+	assert_int_equal(replay_log_take_loss(l), lost);
+}
+
+/* Each test gets an empty log of RING bytes in *state. */
+static int ring_setup(void **state)
+{
+	struct replay_log *l = malloc(sizeof(*l));
+	if (l == NULL)
+		return -1;
+	replay_log_init(l, RING);
+	*state = l;
+	return 0;
+}
+
+static int ring_teardown(void **state)
+{
+	replay_log_destroy(*state);
+	free(*state);
+	return 0;
+}
+
 static void test_empty_log(void **state)
 {
-	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, RING);
-	expect_empty(&l);
-	replay_log_flushed(&l, 100);
-	expect_empty(&l);
+	struct replay_log *l = *state;
+	expect_empty(l);
+	replay_log_flushed(l, 100);
+	expect_empty(l);
 	/* Nothing was ever missing: a new connection loses nothing. */
-	replay_log_reconnected(&l);
-	assert_false(replay_log_take_loss(&l));
-	replay_log_destroy(&l);
+	expect_loss_on_reconnect(l, false);
 }
 
 static void test_entries_kept_in_order_with_their_payloads(void **state)
 {
-	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, RING);
-	append_write(&l, 1, PAYLOAD);
-	replay_log_append(&l, 2, NBD_CMD_TRIM, 1 << 20, 1 << 20, NULL);
-	replay_log_append(&l, 3, NBD_CMD_WRITE_ZEROES, 2 << 20, 4096, NULL);
-	append_write(&l, 4, 100); /* not a multiple of 64 */
-	assert_int_equal(replay_log_count(&l), 4);
+	struct replay_log *l = *state;
+	append_write(l, 1, PAYLOAD);
+	replay_log_append(l, 2, NBD_CMD_TRIM, 1 << 20, 1 << 20, NULL);
+	replay_log_append(l, 3, NBD_CMD_WRITE_ZEROES, 2 << 20, 4096, NULL);
+	append_write(l, 4, 100); /* not a multiple of 64 */
+	assert_int_equal(replay_log_count(l), 4);
 
-	struct replay_cursor cur = replay_log_begin(&l);
+	struct replay_cursor cur = replay_log_begin(l);
 	struct replay_entry e;
-	assert_true(replay_log_next(&l, &cur, &e));
+	assert_true(replay_log_next(l, &cur, &e));
 	assert_int_equal(e.seq, 1);
 	assert_int_equal(((const uint8_t *)e.payload)[PAYLOAD - 1], 1);
-	assert_true(replay_log_next(&l, &cur, &e));
+	assert_true(replay_log_next(l, &cur, &e));
 	assert_int_equal(e.seq, 2);
 	assert_int_equal(e.type, NBD_CMD_TRIM);
 	assert_int_equal(e.offset, 1 << 20);
 	assert_int_equal(e.length, 1 << 20); /* the range, without a payload */
 	assert_null(e.payload);
-	assert_true(replay_log_next(&l, &cur, &e));
+	assert_true(replay_log_next(l, &cur, &e));
 	assert_int_equal(e.type, NBD_CMD_WRITE_ZEROES);
 	assert_int_equal(e.length, 4096);
 	assert_null(e.payload);
-	assert_true(replay_log_next(&l, &cur, &e));
+	assert_true(replay_log_next(l, &cur, &e));
 	assert_int_equal(e.seq, 4);
 	assert_int_equal(e.length, 100);
 	assert_int_equal(((const uint8_t *)e.payload)[0], 4);
 	assert_int_equal(((const uint8_t *)e.payload)[99], 4);
-	assert_false(replay_log_next(&l, &cur, &e));
-	replay_log_destroy(&l);
+	assert_false(replay_log_next(l, &cur, &e));
 }
 
 /* Ten entries fill the ring to its last byte; the eleventh overflows it. */
 static void test_full_ring(void **state)
 {
-	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, RING);
-	append_writes(&l, 1, 10);
-	expect_writes(&l, 1, 10);
-	replay_log_reconnected(&l);
-	assert_false(replay_log_take_loss(&l));
+	struct replay_log *l = *state;
+	append_writes(l, 1, 10);
+	expect_writes(l, 1, 10);
+	expect_loss_on_reconnect(l, false);
 
-	append_write(&l, 11, PAYLOAD);
+	append_write(l, 11, PAYLOAD);
 	/* What it held no longer covers everything unflushed: dropped. */
-	expect_empty(&l);
-	replay_log_reconnected(&l);
-	assert_true(replay_log_take_loss(&l));
-	assert_false(replay_log_take_loss(&l)); /* reported once */
-	replay_log_destroy(&l);
+	expect_empty(l);
+	expect_loss_on_reconnect(l, true);
+	assert_false(replay_log_take_loss(l)); /* reported once */
 }
 
 /* A ring smaller than one entry logs nothing, and says so after a reconnect. */
 static void test_entry_larger_than_the_ring(void **state)
 {
 	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, SPAN - 1);
-	append_write(&l, 1, PAYLOAD);
-	expect_empty(&l);
-	replay_log_reconnected(&l);
-	assert_true(replay_log_take_loss(&l));
-	replay_log_destroy(&l);
+	struct replay_log small;
+	replay_log_init(&small, SPAN - 1);
+	append_write(&small, 1, PAYLOAD);
+	expect_empty(&small);
+	expect_loss_on_reconnect(&small, true);
+	replay_log_destroy(&small);
 }
 
 /*
@@ -156,28 +170,23 @@ static void test_entry_larger_than_the_ring(void **state)
  */
 static void test_wrap_around(void **state)
 {
-	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, RING);
-	append_writes(&l, 1, 8);
-	replay_log_flushed(&l, 6);
-	expect_writes(&l, 7, 8);
-	append_writes(&l, 9, 13);
-	expect_writes(&l, 7, 13);
-	append_writes(&l, 14, 16);
-	expect_writes(&l, 7, 16);
-	replay_log_reconnected(&l);
-	assert_false(replay_log_take_loss(&l));
+	struct replay_log *l = *state;
+	append_writes(l, 1, 8);
+	replay_log_flushed(l, 6);
+	expect_writes(l, 7, 8);
+	append_writes(l, 9, 13);
+	expect_writes(l, 7, 13);
+	append_writes(l, 14, 16);
+	expect_writes(l, 7, 16);
+	expect_loss_on_reconnect(l, false);
 
-	replay_log_flushed(&l, 12);
-	expect_writes(&l, 13, 16);
-	replay_log_flushed(&l, 16);
-	expect_empty(&l);
-	append_writes(&l, 17, 26);
-	expect_writes(&l, 17, 26);
-	replay_log_reconnected(&l);
-	assert_false(replay_log_take_loss(&l));
-	replay_log_destroy(&l);
+	replay_log_flushed(l, 12);
+	expect_writes(l, 13, 16);
+	replay_log_flushed(l, 16);
+	expect_empty(l);
+	append_writes(l, 17, 26);
+	expect_writes(l, 17, 26);
+	expect_loss_on_reconnect(l, false);
 }
 
 /*
@@ -186,33 +195,25 @@ static void test_wrap_around(void **state)
  */
 static void test_wrap_leaves_a_gap(void **state)
 {
-	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, RING);
-	append_writes(&l, 1, 9); /* 128 bytes left at the end */
-	replay_log_flushed(&l, 2);  /* 256 free at the start */
-	append_write(&l, 10, 2 * PAYLOAD); /* 192 bytes: to the start */
-	expect_writes(&l, 3, 10);
-	replay_log_flushed(&l, 9);
-	expect_writes(&l, 10, 10);
-	replay_log_reconnected(&l);
-	assert_false(replay_log_take_loss(&l));
-	replay_log_destroy(&l);
+	struct replay_log *l = *state;
+	append_writes(l, 1, 9); /* 128 bytes left at the end */
+	replay_log_flushed(l, 2);  /* 256 free at the start */
+	append_write(l, 10, 2 * PAYLOAD); /* 192 bytes: to the start */
+	expect_writes(l, 3, 10);
+	replay_log_flushed(l, 9);
+	expect_writes(l, 10, 10);
+	expect_loss_on_reconnect(l, false);
 }
 
 /* No room at the end and too little before the oldest entry: overflow. */
 static void test_wrap_without_room_overflows(void **state)
 {
-	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, RING);
-	append_writes(&l, 1, 9);
-	replay_log_flushed(&l, 1);  /* 128 free at the start, 128 at the end */
-	append_write(&l, 10, 2 * PAYLOAD);
-	expect_empty(&l);
-	replay_log_reconnected(&l);
-	assert_true(replay_log_take_loss(&l));
-	replay_log_destroy(&l);
+	struct replay_log *l = *state;
+	append_writes(l, 1, 9);
+	replay_log_flushed(l, 1);  /* 128 free at the start, 128 at the end */
+	append_write(l, 10, 2 * PAYLOAD);
+	expect_empty(l);
+	expect_loss_on_reconnect(l, true);
 }
 
 /*
@@ -222,76 +223,68 @@ static void test_wrap_without_room_overflows(void **state)
  */
 static void test_overflow_lasts_until_a_flush_covers_it(void **state)
 {
-	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, RING);
-	append_writes(&l, 1, 11); /* 11 overflows */
-	append_write(&l, 12, PAYLOAD);
-	expect_empty(&l);
-	replay_log_flushed(&l, 11); /* 12 is still unlogged */
-	append_write(&l, 13, PAYLOAD);
-	expect_empty(&l);
-	replay_log_flushed(&l, 13);
-	append_write(&l, 14, PAYLOAD);
-	expect_writes(&l, 14, 14);
+	struct replay_log *l = *state;
+	append_writes(l, 1, 11); /* 11 overflows */
+	append_write(l, 12, PAYLOAD);
+	expect_empty(l);
+	replay_log_flushed(l, 11); /* 12 is still unlogged */
+	append_write(l, 13, PAYLOAD);
+	expect_empty(l);
+	replay_log_flushed(l, 13);
+	append_write(l, 14, PAYLOAD);
+	expect_writes(l, 14, 14);
 	/* Complete again before the reconnect: nothing lost. */
-	replay_log_reconnected(&l);
-	assert_false(replay_log_take_loss(&l));
-	replay_log_destroy(&l);
+	expect_loss_on_reconnect(l, false);
 }
 
 /* The loss stays reported until asked, even if a flush covers it since. */
 static void test_loss_reported_once(void **state)
 {
-	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, RING);
-	append_writes(&l, 1, 11);
-	replay_log_reconnected(&l);
-	replay_log_flushed(&l, 11);
-	assert_true(replay_log_take_loss(&l));
-	assert_false(replay_log_take_loss(&l));
+	struct replay_log *l = *state;
+	append_writes(l, 1, 11);
+	replay_log_reconnected(l);
+	replay_log_flushed(l, 11);
+	assert_true(replay_log_take_loss(l));
+	assert_false(replay_log_take_loss(l));
 	/* A replayed entry the new server refused is a loss too. */
-	replay_log_mark_lost(&l);
-	assert_true(replay_log_take_loss(&l));
-	assert_false(replay_log_take_loss(&l));
-	replay_log_destroy(&l);
+	replay_log_mark_lost(l);
+	assert_true(replay_log_take_loss(l));
+	assert_false(replay_log_take_loss(l));
 }
 
 /* A flush covers what was acknowledged before it was sent, nothing after. */
 static void test_flush_marks(void **state)
 {
-	(void)state;
-	struct replay_log l;
-	replay_log_init(&l, RING);
-	append_writes(&l, 1, 5);
-	replay_log_flushed(&l, 0); /* sent before any acknowledgement */
-	expect_writes(&l, 1, 5);
-	replay_log_flushed(&l, 3);
-	expect_writes(&l, 4, 5);
-	replay_log_flushed(&l, 3); /* a second flush with the same mark */
-	expect_writes(&l, 4, 5);
-	append_writes(&l, 6, 7);
-	replay_log_flushed(&l, 5);
-	expect_writes(&l, 6, 7);
-	replay_log_flushed(&l, 7);
-	expect_empty(&l);
-	replay_log_destroy(&l);
+	struct replay_log *l = *state;
+	append_writes(l, 1, 5);
+	replay_log_flushed(l, 0); /* sent before any acknowledgement */
+	expect_writes(l, 1, 5);
+	replay_log_flushed(l, 3);
+	expect_writes(l, 4, 5);
+	replay_log_flushed(l, 3); /* a second flush with the same mark */
+	expect_writes(l, 4, 5);
+	append_writes(l, 6, 7);
+	replay_log_flushed(l, 5);
+	expect_writes(l, 6, 7);
+	replay_log_flushed(l, 7);
+	expect_empty(l);
 }
+
+#define RING_TEST(t) cmocka_unit_test_setup_teardown(t, ring_setup, ring_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty_log),
-		cmocka_unit_test(test_entries_kept_in_order_with_their_payloads),
-		cmocka_unit_test(test_full_ring),
+		RING_TEST(test_empty_log),
+		RING_TEST(test_entries_kept_in_order_with_their_payloads),
+		RING_TEST(test_full_ring),
 		cmocka_unit_test(test_entry_larger_than_the_ring),
-		cmocka_unit_test(test_wrap_around),
-		cmocka_unit_test(test_wrap_leaves_a_gap),
-		cmocka_unit_test(test_wrap_without_room_overflows),
-		cmocka_unit_test(test_overflow_lasts_until_a_flush_covers_it),
-		cmocka_unit_test(test_loss_reported_once),
-		cmocka_unit_test(test_flush_marks),
+		RING_TEST(test_wrap_around),
+		RING_TEST(test_wrap_leaves_a_gap),
+		RING_TEST(test_wrap_without_room_overflows),
+		RING_TEST(test_overflow_lasts_until_a_flush_covers_it),
+		RING_TEST(test_loss_reported_once),
+		RING_TEST(test_flush_marks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
