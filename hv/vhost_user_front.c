@@ -1,13 +1,13 @@
 #include "vhost_user_front.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "channel_fd.h"
 #include "log.h"
 #include "vhost_user_msg.h"
 
@@ -171,32 +171,9 @@ int vuf_connect(const char *path, char *err, size_t errlen)
 
 int vuf_adopt_fd(int fd, char *err, size_t errlen)
 {
-	struct sockaddr_un sa;
-	socklen_t salen = sizeof(sa);
-	int type = 0;
-	socklen_t tlen = sizeof(type);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0) {
-		snprintf(err, errlen, "--blk fd=%d: not a socket: %s", fd, strerror(errno));
-		return -1;
-	}
-	if (type != SOCK_STREAM || getsockname(fd, (struct sockaddr *)&sa, &salen) != 0 ||
-	    sa.sun_family != AF_UNIX) {
-		snprintf(err, errlen, "--blk fd=%d: not a unix stream socket", fd);
-		return -1;
-	}
-	/* Connected: a listening or unconnected socket has no peer. */
-	salen = sizeof(sa);
-	if (getpeername(fd, (struct sockaddr *)&sa, &salen) != 0) {
-		snprintf(err, errlen, "--blk fd=%d: not connected: %s", fd, strerror(errno));
-		return -1;
-	}
-	/* The guest and later children never inherit the card's channel. */
-	if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-		snprintf(err, errlen, "--blk fd=%d: %s", fd, strerror(errno));
-		return -1;
-	}
-	return fd;
+	char what[24];
+	snprintf(what, sizeof(what), "--blk fd=%d", fd);
+	return channel_fd_check(fd, what, err, errlen) == 0 ? fd : -1;
 }
 
 static int fail(struct vuf *f, char *err, size_t errlen, const char *what, int rc)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "card_sandbox.h"
+#include "channel_fd.h"
 #include "log.h"
 
 /* A local process connecting in a loop must not flood the log. */
@@ -52,43 +53,6 @@ int card_listen_unix(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	return fd;
-}
-
-int card_check_channel_fd(int fd, char *err, size_t errlen)
-{
-	struct stat st;
-	struct sockaddr_un peer;
-	socklen_t plen = sizeof(peer);
-	int type = 0, domain = 0, listening = 0;
-	socklen_t len = sizeof(int);
-
-	if (fstat(fd, &st) != 0) {
-		snprintf(err, errlen, "--fd %d: %s", fd, strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "--fd %d: not a socket", fd);
-		return -1;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) {
-		snprintf(err, errlen, "--fd %d: %s", fd, strerror(errno));
-		return -1;
-	}
-	if (domain != AF_UNIX || type != SOCK_STREAM) {
-		snprintf(err, errlen, "--fd %d: not a unix stream socket", fd);
-		return -1;
-	}
-	if (listening || getpeername(fd, (struct sockaddr *)&peer, &plen) != 0) {
-		snprintf(err, errlen, "--fd %d: not a connected socket", fd);
-		return -1;
-	}
-	if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-		snprintf(err, errlen, "--fd %d: %s", fd, strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 static void *stop_watcher(void *arg)
@@ -224,8 +188,9 @@ static int accept_front_end(struct serve_state *s, const char *path, uid_t want,
 
 static int inherited_front_end(int fd)
 {
-	char err[256];
-	if (card_check_channel_fd(fd, err, sizeof(err)) != 0) {
+	char err[256], what[16];
+	snprintf(what, sizeof(what), "--fd %d", fd);
+	if (channel_fd_check(fd, what, err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		return -1;
 	}

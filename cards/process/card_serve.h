@@ -32,13 +32,6 @@
 int card_listen_unix(const char *path, char *err, size_t errlen);
 
 /*
- * Checks that fd is a connected unix stream socket (what an inherited
- * vhost-user channel must be) and marks it close-on-exec.  0, or -1 with the
- * reason in err.
- */
-int card_check_channel_fd(int fd, char *err, size_t errlen);
-
-/*
  * The tail every card's main shares once its volume is open: get the one
  * front end's channel (card->channel_fd or card->socket_path), enter the
  * jail (nothing untrusted has been read yet), serve that front end until it
