@@ -41,6 +41,7 @@
 #include "conn_table.h"
 #include "endpoint.h"
 #include "log.h"
+#include "log_limit.h"
 #include "nbd_server.h"
 #include "parse_num.h"
 #include "nbd_proto.h"
@@ -76,6 +77,7 @@ struct server {
 	unsigned stall_timeout_s; /* 0: never */
 	struct conn_table conns;
 	struct server_stats stats;
+	struct log_limit full_log; /* the acceptor's only */
 };
 
 /* Why a connection's transmission phase ended (END_NONE: it goes on). */
@@ -779,27 +781,22 @@ static int start_signal_thread(struct server *s)
 }
 
 /* Rate-limited: a client connecting in a loop must not flood the log. */
-static void log_full(int r, const struct conn_slot *victim)
+/* Refusals and evictions can come in floods: a line a second at most. */
+static void log_full(struct server *s, int r, const struct conn_slot *victim)
 {
-	static uint64_t last_ms;
-	static unsigned quiet;
-	uint64_t now = now_ms();
-	if (last_ms != 0 && now - last_ms < 1000) {
-		quiet++;
+	uint64_t quiet = 0;
+	if (!log_limit_pass(&s->full_log, &quiet))
 		return;
-	}
-	last_ms = now;
 	char more[64] = "";
 	if (quiet > 0)
-		snprintf(more, sizeof(more), " (and %u times more in the last second)", quiet);
+		snprintf(more, sizeof(more), " (and %" PRIu64 " times more since the last line)", quiet);
 	if (r < 0)
 		log_warn("all %d connections are serving requests: refused a new one%s",
 			 CONN_SLOTS, more);
 	else
 		log_warn("all %d connections taken: closed one idle for %" PRIu64 " ms%s to make room%s",
-			 CONN_SLOTS, now - victim->idle_since,
+			 CONN_SLOTS, now_ms() - victim->idle_since,
 			 victim->dirty ? " with unflushed writes" : "", more);
-	quiet = 0;
 }
 
 /* Takes a slot for a new connection and starts its thread; closes it if none. */
@@ -816,7 +813,7 @@ static void serve_connection(struct server *s, int cs, int tcp)
 	struct conn_slot victim;
 	int r = conn_table_add(&s->conns, &c->slot, now_ms(), &victim);
 	if (r != 0)
-		log_full(r, &victim);
+		log_full(s, r, &victim);
 	if (r < 0) {
 		atomic_fetch_add(&s->stats.refused, 1);
 		close(cs);
@@ -952,6 +949,7 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	conn_table_init(&s.conns);
+	log_limit_init(&s.full_log, 1, 1000);
 	if (start_signal_thread(&s) != 0) {
 		log_err("cannot start the signal thread");
 		return 1;
